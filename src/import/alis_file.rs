@@ -1,0 +1,1 @@
+//! The ALiS file parser.

@@ -1,0 +1,4 @@
+//! The import pipeline.
+
+pub mod alis_file;
+pub mod records;

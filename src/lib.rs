@@ -1,0 +1,18 @@
+//! alis-import: imports Vermont educator licences and endorsements from the state's
+//! ALiS licensing file into a school district ERP.
+//!
+//! # Layout
+//!
+//! - [`import`]: the import pipeline as plain functions over plain data:
+//!   [`import::alis_file`] parses the file, [`import::plan`] matches educators to
+//!   employees, [`import::summary`] computes the report's figures, and
+//!   [`import::run_import`] drives parse → plan → guard → replace against a store.
+//! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
+//!   migrations and the one-transaction replace.
+//! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
+//! - [`cli`]: the command line of the `alis-import` binary.
+
+pub mod cli;
+pub mod import;
+pub mod sample;
+pub mod store;
