@@ -1,4 +1,297 @@
-//! The import pipeline.
+//! The import pipeline: parse → plan → guard → replace → summary.
+//!
+//! Parsing and planning are pure functions over bytes and rows ([`alis_file`],
+//! [`plan`], [`summary`]); [`run_import`] puts them together with the two places that
+//! touch the world: reading the district from the store, and the one-transaction
+//! replace.
 
 pub mod alis_file;
+pub mod plan;
 pub mod records;
+pub mod summary;
+
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+
+use self::alis_file::{FileRejection, ParseSettings};
+use self::plan::{District, Plan};
+use self::summary::{FileInfo, RecordCounts, Summary, SummaryContext};
+use crate::store::{Store, StoreError};
+
+/// The import's settings (rules §1.5, §3, §4).
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    /// Invalid-row thresholds.
+    pub parse: ParseSettings,
+    /// Mass-deletion guard: the largest allowed fall, in percent, of active employees
+    /// holding a certification; 0 turns the guard off.
+    pub guard_max_drop_percent: u32,
+    /// Look-ahead of the report's "expiring soon" list, in days.
+    pub expiring_within_days: u32,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            parse: ParseSettings::default(),
+            guard_max_drop_percent: 20,
+            expiring_within_days: 90,
+        }
+    }
+}
+
+/// One import to perform.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// The run that writes the records (`import_run_id`).
+    pub run_id: i64,
+    /// The date the summary is computed as of, in the district's time zone.
+    pub run_date: Date,
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
+    /// Pass the mass-deletion guard.
+    pub force: bool,
+    /// The file being read.
+    pub file: FileInfo,
+}
+
+/// The steps of an import, in order, as callers may show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading and validating the file.
+    Parsing,
+    /// Matching educators to employees.
+    Planning,
+    /// Checking the mass-deletion guard.
+    Guard,
+    /// Deleting and inserting in one transaction.
+    Replacing,
+    /// Computing the summary.
+    Reporting,
+}
+
+/// Why an import could not be carried out (as opposed to being refused: a refusal is
+/// a [`Summary`] with `rejected` set).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The database failed; nothing was committed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The parsing task died.
+    #[error("the parser stopped unexpectedly")]
+    ParserTask(#[source] tokio::task::JoinError),
+}
+
+/// Runs one import of `input` (the whole ALiS file) against `store`.
+///
+/// Returns the summary. When the file or the guard refuses the import, the summary's
+/// `rejected` says why and nothing was written. An `Err` means the import failed
+/// part-way; the replace's transaction was rolled back, so nothing was written either.
+#[tracing::instrument(skip_all, fields(run_id = request.run_id, dry_run = request.dry_run), err)]
+pub async fn run_import<R>(
+    store: &Store,
+    input: R,
+    request: &ImportRequest,
+    settings: &ImportSettings,
+    on_phase: &(dyn Fn(Phase) + Sync),
+) -> Result<Summary, ImportError>
+where
+    R: Read + Seek + Send + 'static,
+{
+    let context = SummaryContext {
+        run_date: request.run_date,
+        dry_run: request.dry_run,
+        file: Some(request.file.clone()),
+        expiring_within_days: settings.expiring_within_days,
+    };
+
+    on_phase(Phase::Parsing);
+    let district = Arc::new(District::new(store.active_employees().await?));
+    let parse_settings = settings.parse.clone();
+    let parse_district = Arc::clone(&district);
+    let span = tracing::info_span!("parse");
+    let parsed = tokio::task::spawn_blocking(move || {
+        let _entered = span.entered();
+        alis_file::parse(input, &parse_settings, |id, name| {
+            parse_district.may_employ(id, name)
+        })
+    })
+    .await
+    .map_err(ImportError::ParserTask)?;
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(rejection) => return Ok(rejected_file(&context, &rejection)),
+    };
+
+    on_phase(Phase::Planning);
+    let plan = plan::plan_import(&district, &parsed);
+
+    on_phase(Phase::Guard);
+    let before = store.holdings().await?;
+    if let Some(refusal) = guard(
+        settings,
+        request,
+        before.employees_with_certifications,
+        &plan,
+    ) {
+        let mut summary = Summary::of_plan(&context, &plan, RecordCounts::default());
+        summary.imported = RecordCounts::default();
+        summary.rejected = Some(refusal);
+        return Ok(with_file_facts(summary, &parsed));
+    }
+
+    let deleted = if request.dry_run {
+        RecordCounts::new(before.certifications, before.endorsements)
+    } else {
+        on_phase(Phase::Replacing);
+        store.replace_certifications(request.run_id, &plan).await?
+    };
+
+    on_phase(Phase::Reporting);
+    Ok(with_file_facts(
+        Summary::of_plan(&context, &plan, deleted),
+        &parsed,
+    ))
+}
+
+/// Rules §3 step 1: refuses an import that would make too many active employees lose
+/// every certification, unless forced.
+fn guard(
+    settings: &ImportSettings,
+    request: &ImportRequest,
+    holders_before: u64,
+    plan: &Plan,
+) -> Option<String> {
+    let holders_after = plan.employees_with_certifications();
+    if request.force || settings.guard_max_drop_percent == 0 || holders_after >= holders_before {
+        return None;
+    }
+    let drop = holders_before - holders_after;
+    if drop * 100 <= u64::from(settings.guard_max_drop_percent) * holders_before {
+        return None;
+    }
+    Some(format!(
+        "mass-deletion guard: active employees holding a certification would fall from \
+         {holders_before} to {holders_after} ({:.1}% fewer; at most {}% allowed). Nothing \
+         changed. If the file is right, run again with force.",
+        drop as f64 * 100.0 / holders_before as f64,
+        settings.guard_max_drop_percent
+    ))
+}
+
+fn rejected_file(context: &SummaryContext, rejection: &FileRejection) -> Summary {
+    let mut summary = Summary::rejected(context, rejection.to_string());
+    if let FileRejection::TooManyInvalidRows { data_rows, .. } = rejection {
+        summary.data_rows = *data_rows;
+    }
+    summary
+}
+
+/// Adds what the parser learned about the file itself to a summary.
+fn with_file_facts(mut summary: Summary, parsed: &records::ParsedFile) -> Summary {
+    summary.data_rows = parsed.data_rows;
+    summary.invalid_rows = parsed.invalid_rows.clone();
+    summary.educators_not_employed = parsed.educators_not_kept;
+    if parsed.decoded_as_windows_1252 {
+        summary
+            .notes
+            .push("The file was not valid UTF-8 and was read as Windows-1252.".into());
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::plan::MatchedEmployee;
+    use crate::import::records::{ActiveEmployee, Certification};
+
+    fn plan_with_holders(holders: usize) -> Plan {
+        let certification = Certification {
+            license_number: None,
+            license_type: "Provisional".into(),
+            status: "ACT".into(),
+            issue_date: None,
+            expiration_date: None,
+            endorsements: vec![],
+        };
+        Plan {
+            matched: (0..holders)
+                .map(|i| MatchedEmployee {
+                    employee: ActiveEmployee {
+                        id: i as i64,
+                        employee_number: format!("E{i}"),
+                        state_staff_id: None,
+                        last_name: "L".into(),
+                        first_name: "F".into(),
+                        certification_required: true,
+                    },
+                    certifications: vec![certification.clone()],
+                })
+                .collect(),
+            ..Plan::default()
+        }
+    }
+
+    fn request(force: bool) -> ImportRequest {
+        ImportRequest {
+            run_id: 1,
+            run_date: jiff::civil::date(2026, 11, 30),
+            dry_run: false,
+            force,
+            file: FileInfo {
+                name: "f".into(),
+                sha256: "0".into(),
+                from_cache: false,
+            },
+        }
+    }
+
+    #[test]
+    fn guard_allows_a_fall_of_exactly_the_threshold() {
+        let settings = ImportSettings::default();
+        assert_eq!(
+            guard(&settings, &request(false), 100, &plan_with_holders(80)),
+            None
+        );
+    }
+
+    #[test]
+    fn guard_refuses_a_fall_beyond_the_threshold() {
+        let settings = ImportSettings::default();
+        let refusal = guard(&settings, &request(false), 100, &plan_with_holders(79));
+        assert!(refusal.is_some_and(|r| r.starts_with("mass-deletion guard")));
+    }
+
+    #[test]
+    fn force_passes_the_guard() {
+        let settings = ImportSettings::default();
+        assert_eq!(
+            guard(&settings, &request(true), 100, &plan_with_holders(0)),
+            None
+        );
+    }
+
+    #[test]
+    fn zero_threshold_turns_the_guard_off() {
+        let settings = ImportSettings {
+            guard_max_drop_percent: 0,
+            ..ImportSettings::default()
+        };
+        assert_eq!(
+            guard(&settings, &request(false), 100, &plan_with_holders(0)),
+            None
+        );
+    }
+
+    #[test]
+    fn guard_ignores_a_district_with_no_holders_yet() {
+        let settings = ImportSettings::default();
+        assert_eq!(
+            guard(&settings, &request(false), 0, &plan_with_holders(0)),
+            None
+        );
+    }
+}

@@ -79,7 +79,10 @@ pub struct PersonName {
 impl PersonName {
     /// Builds a name from raw values, trimming them.
     pub fn new(last: &str, first: &str) -> Self {
-        Self { last: last.trim().to_owned(), first: first.trim().to_owned() }
+        Self {
+            last: last.trim().to_owned(),
+            first: first.trim().to_owned(),
+        }
     }
 
     /// The (last, first) comparison key.

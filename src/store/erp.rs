@@ -1,0 +1,494 @@
+//! The ERP's certification tables: who is active, what they hold, and the replace.
+
+use std::collections::HashSet;
+
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Sqlite, Transaction};
+
+use super::{Store, StoreError};
+use crate::import::plan::Plan;
+use crate::import::records::ActiveEmployee;
+use crate::import::summary::RecordCounts;
+
+/// What active employees hold now: the mass-deletion guard's baseline and the
+/// records a replace deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Holdings {
+    /// Active employees holding at least one certification record.
+    pub employees_with_certifications: u64,
+    /// Certification records of active employees.
+    pub certifications: u64,
+    /// Endorsement records of active employees.
+    pub endorsements: u64,
+}
+
+/// Rows per bulk statement: bounds statement size and, on SQLite, stays well under
+/// its limit of 32,766 bound parameters.
+const POSTGRES_BATCH: usize = 20_000;
+const SQLITE_BATCH: usize = 1_000;
+
+type EmployeeRow = (i64, String, Option<String>, String, String, bool);
+
+impl Store {
+    /// The district's active employees with their job class's certification flag.
+    pub async fn active_employees(&self) -> Result<Vec<ActiveEmployee>, StoreError> {
+        const SQL: &str = "select e.id, e.employee_number, e.state_staff_id, e.last_name, \
+            e.first_name, coalesce(j.certification_required, false) \
+            from employees e left join job_classes j on j.id = e.job_class_id \
+            where e.status = 'ACTIVE' order by e.employee_number";
+        let rows: Vec<EmployeeRow> = match self {
+            Self::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, employee_number, state_staff_id, last_name, first_name, required)| {
+                    ActiveEmployee {
+                        id,
+                        employee_number,
+                        state_staff_id,
+                        last_name,
+                        first_name,
+                        certification_required: required,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// What active employees hold now.
+    pub async fn holdings(&self) -> Result<Holdings, StoreError> {
+        const SQL: &str = "select \
+            (select count(distinct c.employee_id) from certifications c \
+                join employees e on e.id = c.employee_id where e.status = 'ACTIVE'), \
+            (select count(*) from certifications c \
+                join employees e on e.id = c.employee_id where e.status = 'ACTIVE'), \
+            (select count(*) from endorsements n \
+                join employees e on e.id = n.employee_id where e.status = 'ACTIVE')";
+        let (employees, certifications, endorsements): (i64, i64, i64) = match self {
+            Self::Postgres(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_as(SQL).fetch_one(pool).await?,
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(Holdings {
+            employees_with_certifications: count(employees),
+            certifications: count(certifications),
+            endorsements: count(endorsements),
+        })
+    }
+
+    /// Rules §3 step 3, in ONE transaction: deletes every certification and
+    /// endorsement of every active employee, then inserts the plan's records, written
+    /// by `run_id`. Either all of it is committed or none of it (an error or a
+    /// cancelled future rolls back). Returns the records deleted.
+    #[tracing::instrument(skip_all, fields(run_id, certifications, endorsements), err)]
+    pub async fn replace_certifications(
+        &self,
+        run_id: i64,
+        plan: &Plan,
+    ) -> Result<RecordCounts, StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let deleted = replace_postgres(&mut tx, run_id, plan).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            }
+            Self::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock up front, so the id range read below
+                // cannot be raced by another writer.
+                let mut tx = pool.begin_with("begin immediate").await?;
+                let deleted = replace_sqlite(&mut tx, run_id, plan).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            }
+        }
+    }
+}
+
+/// A certification row ready to insert.
+struct CertificationRow {
+    id: i64,
+    employee_id: i64,
+    license_number: Option<String>,
+    license_type: String,
+    status: String,
+    issue_date: Option<String>,
+    expiration_date: Option<String>,
+}
+
+/// An endorsement row ready to insert.
+struct EndorsementRow {
+    certification_id: i64,
+    employee_id: i64,
+    code: String,
+    description: Option<String>,
+    grade_level: Option<String>,
+    issue_date: Option<String>,
+    expiration_date: Option<String>,
+    limits: Option<String>,
+    is_primary: bool,
+}
+
+/// An employee's primary endorsement before the replace: (employee, code, level).
+type PrimaryKey = (i64, String, Option<String>);
+
+/// Flattens the plan into rows with ids starting at `first_id`. An imported
+/// endorsement is primary when it has the code and grade level of the employee's
+/// previous primary endorsement (design §3.1); one per employee at most.
+fn rows(
+    plan: &Plan,
+    first_id: i64,
+    primaries: &HashSet<PrimaryKey>,
+) -> (Vec<CertificationRow>, Vec<EndorsementRow>) {
+    let date = |d: Option<jiff::civil::Date>| d.map(|d| d.to_string());
+    let mut certifications = Vec::new();
+    let mut endorsements = Vec::new();
+    let mut has_primary = HashSet::new();
+    for (offset, (employee, certification)) in plan.certifications().enumerate() {
+        let id = first_id + offset as i64;
+        certifications.push(CertificationRow {
+            id,
+            employee_id: employee.id,
+            license_number: certification.license_number.clone(),
+            license_type: certification.license_type.clone(),
+            status: certification.status_code(),
+            issue_date: date(certification.issue_date),
+            expiration_date: date(certification.expiration_date),
+        });
+        for endorsement in &certification.endorsements {
+            let key = (
+                employee.id,
+                endorsement.code.clone(),
+                endorsement.grade_level.clone(),
+            );
+            let is_primary = primaries.contains(&key) && has_primary.insert(employee.id);
+            endorsements.push(EndorsementRow {
+                certification_id: id,
+                employee_id: employee.id,
+                code: endorsement.code.clone(),
+                description: endorsement.description.clone(),
+                grade_level: endorsement.grade_level.clone(),
+                issue_date: date(endorsement.issue_date),
+                expiration_date: date(endorsement.expiration_date),
+                limits: (!endorsement.limits.is_empty()).then(|| endorsement.limits.join("; ")),
+                is_primary,
+            });
+        }
+    }
+    (certifications, endorsements)
+}
+
+const SELECT_PRIMARIES: &str = "select n.employee_id, n.code, n.grade_level from endorsements n \
+    join employees e on e.id = n.employee_id where e.status = 'ACTIVE' and n.is_primary";
+const DELETE_ENDORSEMENTS: &str = "delete from endorsements where employee_id in \
+    (select id from employees where status = 'ACTIVE')";
+const DELETE_CERTIFICATIONS: &str = "delete from certifications where employee_id in \
+    (select id from employees where status = 'ACTIVE')";
+
+fn deleted_counts(certifications: u64, endorsements: u64) -> RecordCounts {
+    RecordCounts::new(certifications, endorsements)
+}
+
+async fn replace_postgres(
+    tx: &mut Transaction<'static, Postgres>,
+    run_id: i64,
+    plan: &Plan,
+) -> Result<RecordCounts, StoreError> {
+    let primaries: Vec<PrimaryKey> = sqlx::query_as(SELECT_PRIMARIES)
+        .fetch_all(&mut **tx)
+        .await?;
+    let endorsements_deleted = sqlx::query(DELETE_ENDORSEMENTS)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let certifications_deleted = sqlx::query(DELETE_CERTIFICATIONS)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+
+    let count = i64::try_from(plan.certification_count()).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "select nextval(pg_get_serial_sequence('certifications', 'id')) \
+         from generate_series(1, $1)",
+    )
+    .bind(count)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Sequence values are increasing but need not be contiguous under concurrency:
+    // assign them one by one.
+    let (mut certification_rows, endorsement_rows) =
+        rows(plan, 0, &primaries.into_iter().collect());
+    let mut id_of_offset = Vec::with_capacity(ids.len());
+    for (row, id) in certification_rows.iter_mut().zip(&ids) {
+        id_of_offset.push(*id);
+        row.id = *id;
+    }
+
+    for chunk in certification_rows.chunks(POSTGRES_BATCH) {
+        sqlx::query(
+            "insert into certifications (id, employee_id, license_number, license_type, \
+             status, issue_date, expiration_date, source, import_run_id) \
+             select id, employee_id, license_number, license_type, status, \
+             issue_date::date, expiration_date::date, 'ALIS', $8 \
+             from unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[]) \
+             as t(id, employee_id, license_number, license_type, status, issue_date, \
+             expiration_date)",
+        )
+        .bind(chunk.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|r| r.employee_id).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.license_number.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.license_type.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|r| r.status.clone()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.issue_date.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.expiration_date.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    for chunk in endorsement_rows.chunks(POSTGRES_BATCH) {
+        let certification_id = |r: &EndorsementRow| {
+            usize::try_from(r.certification_id)
+                .ok()
+                .and_then(|i| id_of_offset.get(i))
+                .copied()
+        };
+        let certification_ids = chunk
+            .iter()
+            .map(|r| certification_id(r).ok_or_else(|| StoreError::Corrupt("id".into())))
+            .collect::<Result<Vec<i64>, _>>()?;
+        sqlx::query(
+            "insert into endorsements (certification_id, employee_id, code, description, \
+             grade_level, issue_date, expiration_date, limits, is_primary, source, \
+             import_run_id) \
+             select certification_id, employee_id, code, description, grade_level, \
+             issue_date::date, expiration_date::date, limits, is_primary, 'ALIS', $10 \
+             from unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::bool[]) \
+             as t(certification_id, employee_id, code, description, grade_level, \
+             issue_date, expiration_date, limits, is_primary)",
+        )
+        .bind(certification_ids)
+        .bind(chunk.iter().map(|r| r.employee_id).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|r| r.code.clone()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.description.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.grade_level.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.issue_date.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|r| r.expiration_date.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|r| r.limits.clone()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|r| r.is_primary).collect::<Vec<_>>())
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    let (codes, descriptions) = new_codes(&endorsement_rows);
+    sqlx::query(
+        "insert into endorsement_codes (code, description) \
+         select code, description from unnest($1::text[], $2::text[]) as t(code, description) \
+         on conflict (code) do nothing",
+    )
+    .bind(codes)
+    .bind(descriptions)
+    .execute(&mut **tx)
+    .await?;
+
+    tracing::Span::current()
+        .record("run_id", run_id)
+        .record("certifications", certification_rows.len())
+        .record("endorsements", endorsement_rows.len());
+    Ok(deleted_counts(certifications_deleted, endorsements_deleted))
+}
+
+/// Each distinct endorsement code once, with the description of its first row.
+fn new_codes(rows: &[EndorsementRow]) -> (Vec<String>, Vec<Option<String>>) {
+    let mut seen = HashSet::new();
+    rows.iter()
+        .filter(|r| seen.insert(r.code.as_str()))
+        .map(|r| (r.code.clone(), r.description.clone()))
+        .unzip()
+}
+
+async fn replace_sqlite(
+    tx: &mut Transaction<'static, Sqlite>,
+    run_id: i64,
+    plan: &Plan,
+) -> Result<RecordCounts, StoreError> {
+    let primaries: Vec<PrimaryKey> = sqlx::query_as(SELECT_PRIMARIES)
+        .fetch_all(&mut **tx)
+        .await?;
+    let endorsements_deleted = sqlx::query(DELETE_ENDORSEMENTS)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let certifications_deleted = sqlx::query(DELETE_CERTIFICATIONS)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+
+    // The write lock is ours (BEGIN IMMEDIATE), so ids after the current maximum are
+    // free until commit.
+    let max_id: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from certifications")
+        .fetch_one(&mut **tx)
+        .await?;
+    let (certification_rows, endorsement_rows) =
+        rows(plan, max_id + 1, &primaries.into_iter().collect());
+
+    for chunk in certification_rows.chunks(SQLITE_BATCH) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "insert into certifications (id, employee_id, license_number, license_type, \
+             status, issue_date, expiration_date, source, import_run_id) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.id)
+                .push_bind(r.employee_id)
+                .push_bind(r.license_number.as_deref())
+                .push_bind(r.license_type.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(r.issue_date.as_deref())
+                .push_bind(r.expiration_date.as_deref())
+                .push_bind("ALIS")
+                .push_bind(run_id);
+        });
+        insert.build().persistent(true).execute(&mut **tx).await?;
+    }
+    for chunk in endorsement_rows.chunks(SQLITE_BATCH) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "insert into endorsements (certification_id, employee_id, code, description, \
+             grade_level, issue_date, expiration_date, limits, is_primary, source, \
+             import_run_id) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.certification_id)
+                .push_bind(r.employee_id)
+                .push_bind(r.code.as_str())
+                .push_bind(r.description.as_deref())
+                .push_bind(r.grade_level.as_deref())
+                .push_bind(r.issue_date.as_deref())
+                .push_bind(r.expiration_date.as_deref())
+                .push_bind(r.limits.as_deref())
+                .push_bind(r.is_primary)
+                .push_bind("ALIS")
+                .push_bind(run_id);
+        });
+        insert.build().persistent(true).execute(&mut **tx).await?;
+    }
+    let (codes, descriptions) = new_codes(&endorsement_rows);
+    for (code, description) in codes.iter().zip(&descriptions) {
+        sqlx::query(AssertSqlSafe(
+            "insert into endorsement_codes (code, description) values ($1, $2) \
+             on conflict (code) do nothing",
+        ))
+        .bind(code)
+        .bind(description)
+        .execute(&mut **tx)
+        .await?;
+    }
+    tracing::Span::current()
+        .record("run_id", run_id)
+        .record("certifications", certification_rows.len())
+        .record("endorsements", endorsement_rows.len());
+    Ok(deleted_counts(certifications_deleted, endorsements_deleted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::plan::MatchedEmployee;
+    use crate::import::records::{Certification, Endorsement};
+
+    fn endorsement(code: &str, level: &str) -> Endorsement {
+        Endorsement {
+            code: code.into(),
+            description: None,
+            grade_level: Some(level.into()),
+            issue_date: None,
+            expiration_date: None,
+            limits: vec!["Limit A".into(), "Limit B".into()],
+        }
+    }
+
+    #[test]
+    fn primary_endorsement_is_marked_again_once_per_employee() {
+        let employee = ActiveEmployee {
+            id: 7,
+            employee_number: "E7".into(),
+            state_staff_id: None,
+            last_name: "L".into(),
+            first_name: "F".into(),
+            certification_required: true,
+        };
+        let certification = |endorsements| Certification {
+            license_number: None,
+            license_type: "Provisional".into(),
+            status: "ACT".into(),
+            issue_date: None,
+            expiration_date: None,
+            endorsements,
+        };
+        let plan = Plan {
+            matched: vec![MatchedEmployee {
+                employee,
+                certifications: vec![
+                    certification(vec![
+                        endorsement("1-01", "K-6"),
+                        endorsement("2-05", "7-12"),
+                    ]),
+                    certification(vec![endorsement("2-05", "7-12")]),
+                ],
+            }],
+            ..Plan::default()
+        };
+        let primaries = HashSet::from([(7, "2-05".to_owned(), Some("7-12".to_owned()))]);
+        let (certifications, endorsements) = rows(&plan, 100, &primaries);
+        assert_eq!(
+            certifications.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![100, 101]
+        );
+        let flags: Vec<bool> = endorsements.iter().map(|e| e.is_primary).collect();
+        assert_eq!(flags, vec![false, true, false]);
+        assert_eq!(endorsements[0].limits.as_deref(), Some("Limit A; Limit B"));
+    }
+}

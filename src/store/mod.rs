@@ -1,0 +1,136 @@
+//! The database: PostgreSQL in production, SQLite for the embedded default, behind
+//! one [`Store`]. SQL lives here and nowhere else.
+//!
+//! # Layout
+//!
+//! - [`erp`]: reads and the one-transaction replace of the ERP's certification tables.
+//! - [`runs`]: import runs and their reports.
+//!
+//! Dates are ISO `YYYY-MM-DD` text on the wire to both backends (Postgres casts them),
+//! timestamps are `timestamptz` on Postgres and RFC 3339 UTC text on SQLite.
+
+mod district;
+mod erp;
+mod runs;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+pub use erp::Holdings;
+pub use runs::{NewRun, RunOutcome, RunStatus};
+
+static POSTGRES_ERP: Migrator = sqlx::migrate!("migrations/postgres/erp");
+static POSTGRES_SERVICE: Migrator = sqlx::migrate!("migrations/postgres/service");
+static SQLITE_ERP: Migrator = sqlx::migrate!("migrations/sqlite/erp");
+static SQLITE_SERVICE: Migrator = sqlx::migrate!("migrations/sqlite/service");
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend this service speaks.
+    #[error("unsupported database URL scheme in {0:?}: use postgres://… or sqlite://…")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// Applying the schema failed.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// A connection pool to one of the two supported backends.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// PostgreSQL (production; several replicas share it).
+    Postgres(PgPool),
+    /// SQLite file (embedded default, single process).
+    Sqlite(SqlitePool),
+}
+
+impl Store {
+    /// Connects to `postgres://…` / `postgresql://…` or `sqlite://PATH` (add
+    /// `?mode=rwc` to create the file).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(StoreError::Connect)?;
+            Ok(Self::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(StoreError::Connect)?
+                .foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .map_err(StoreError::Connect)?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    /// Applies the service's migrations, and the ERP tables' too when
+    /// `manage_erp_schema` is on (a real ERP already has them).
+    pub async fn migrate(&self, manage_erp_schema: bool) -> Result<(), StoreError> {
+        // Each migration set keeps its own bookkeeping table, so the ERP's tables can
+        // be left to the ERP without the service's history noticing.
+        let (erp, service) = match self {
+            Self::Postgres(_) => (&POSTGRES_ERP, &POSTGRES_SERVICE),
+            Self::Sqlite(_) => (&SQLITE_ERP, &SQLITE_SERVICE),
+        };
+        let with_table = |migrator: &Migrator, table: &'static str| {
+            let mut migrator = Migrator::with_migrations(migrator.migrations.to_vec());
+            migrator.dangerous_set_table_name(table);
+            migrator
+        };
+        if manage_erp_schema {
+            self.run_migrator(&with_table(erp, "_alis_erp_migrations"))
+                .await?;
+        }
+        self.run_migrator(&with_table(service, "_alis_import_migrations"))
+            .await
+    }
+
+    async fn run_migrator(&self, migrator: &Migrator) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => migrator.run(pool).await?,
+            Self::Sqlite(pool) => migrator.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
