@@ -7,6 +7,7 @@
 //!   [`import::alis_file`] parses the file, [`import::plan`] matches educators to
 //!   employees, [`import::summary`] computes the report's figures, and
 //!   [`import::run_import`] drives parse → plan → guard → replace against a store.
+//! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
 //! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
@@ -15,4 +16,5 @@
 pub mod cli;
 pub mod import;
 pub mod sample;
+pub mod source;
 pub mod store;
