@@ -9,10 +9,13 @@
 //!   [`import::run_import`] drives parse → plan → guard → replace against a store.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
+//! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
+//!   and computes its occurrences (weekdays, wall-clock time, time zone, DST rules).
 //! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
 //! - [`cli`]: the command line of the `alis-import` binary.
 
 pub mod cli;
 pub mod import;
 pub mod sample;
+pub mod scheduler;
 pub mod store;
