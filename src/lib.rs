@@ -7,12 +7,17 @@
 //!   [`import::alis_file`] parses the file, [`import::plan`] matches educators to
 //!   employees, [`import::summary`] computes the report's figures, and
 //!   [`import::run_import`] drives parse → plan → guard → replace against a store.
+//! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
+//! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
+//!   and computes its occurrences (weekdays, wall-clock time, time zone, DST rules).
 //! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
 //! - [`cli`]: the command line of the `alis-import` binary.
 
 pub mod cli;
 pub mod import;
 pub mod sample;
+pub mod scheduler;
+pub mod source;
 pub mod store;
