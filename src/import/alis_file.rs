@@ -1859,7 +1859,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let mut rng = fastrand::Rng::with_seed(2026_11_30);
+        let mut rng = fastrand::Rng::with_seed(20_261_130);
         let alphabet: &[u8] = b",,,\"\"\r\n\n ;/-0123456789aA\xC3\xA9\xEF\xBB\xBF\x80\xFF";
         for _ in 0..3_000 {
             let mut bytes = match rng.u8(0..3) {
@@ -1873,7 +1873,7 @@ mod tests {
             let mut asked = 0_u64;
             let result = parse(Cursor::new(&bytes), &lenient(), |_, _| {
                 asked += 1;
-                asked % 2 == 0
+                asked.is_multiple_of(2)
             });
             if let Ok(parsed) = result {
                 assert!(
