@@ -1080,3 +1080,889 @@ fn exceeds_thresholds(invalid: u64, data_rows: u64, settings: &ParseSettings) ->
     invalid > settings.max_invalid_rows
         || (data_rows > 0 && invalid as f64 / data_rows as f64 > settings.max_invalid_fraction)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    const HEADER: &str = "EducatorID,LastName,FirstName,LicenseNumber,LicenseType,LicenseStatus,\
+        LicenseIssueDate,LicenseExpirationDate,EndorsementCode,EndorsementDescription,\
+        EndorsementLevel,EndorsementIssueDate,EndorsementExpirationDate,Limits";
+
+    /// A licence row of Ann Smith with one endorsement.
+    const ANN: &str = "1001,Smith,Ann,L-1,Level I Professional Educator,ACT,07/01/2020,06/30/2027,\
+        2-05,Elementary Education,K-6,07/01/2020,06/30/2027,";
+
+    fn file(rows: &[&str]) -> String {
+        let mut text = format!("{HEADER}\n");
+        for row in rows {
+            text.push_str(row);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Tolerates any share of invalid rows, so that small files can show them.
+    fn lenient() -> ParseSettings {
+        ParseSettings {
+            max_invalid_rows: 100,
+            max_invalid_fraction: 1.0,
+        }
+    }
+
+    fn parse_bytes(bytes: &[u8]) -> Result<ParsedFile, FileRejection> {
+        parse(Cursor::new(bytes), &lenient(), |_, _| true)
+    }
+
+    fn parse_with_defaults(text: &str) -> Result<ParsedFile, FileRejection> {
+        parse(Cursor::new(text), &ParseSettings::default(), |_, _| true)
+    }
+
+    fn parse_text(text: &str) -> Result<ParsedFile, FileRejection> {
+        parse_bytes(text.as_bytes())
+    }
+
+    fn parse_rows(rows: &[&str]) -> ParsedFile {
+        parse_text(&file(rows)).expect("file is accepted")
+    }
+
+    fn date(year: i16, month: i8, day: i8) -> Date {
+        Date::new(year, month, day).expect("valid test date")
+    }
+
+    fn only_educator(parsed: &ParsedFile) -> &Educator {
+        assert_eq!(
+            parsed.educators.len(),
+            1,
+            "educators: {:?}",
+            parsed.educators
+        );
+        &parsed.educators[0]
+    }
+
+    fn invalid(line: u64, reason: &str) -> InvalidRow {
+        InvalidRow {
+            line,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// `valid` rows of distinct educators, then `invalid` rows with a bad date.
+    fn generated_file(valid: usize, invalid: usize) -> String {
+        let mut text = format!("{HEADER}\n");
+        for id in 0..valid + invalid {
+            let issue = if id < valid {
+                "07/01/2020"
+            } else {
+                "13/45/2020"
+            };
+            text.push_str(&format!(
+                "{id},Last{id},First{id},L{id},Provisional,ACT,{issue},06/30/2027,2-05,,,,,\n"
+            ));
+        }
+        text
+    }
+
+    // --- settings and messages ---
+
+    #[test]
+    fn default_settings_are_100_rows_and_one_percent() {
+        let settings = ParseSettings::default();
+        assert_eq!(settings.max_invalid_rows, 100);
+        assert_eq!(settings.max_invalid_fraction, 0.01);
+    }
+
+    #[test]
+    fn rejection_messages_explain_the_cause() {
+        let missing = FileRejection::MissingColumns(vec!["EducatorID", "LicenseStatus"]);
+        assert_eq!(
+            missing.to_string(),
+            "the ALiS file lacks required columns: EducatorID, LicenseStatus"
+        );
+        let too_many = FileRejection::TooManyInvalidRows {
+            invalid: 101,
+            data_rows: 20_000,
+        }
+        .to_string();
+        assert!(
+            too_many.starts_with("101 of the 20000 data rows"),
+            "{too_many}"
+        );
+        assert!(too_many.contains("are both settings"), "{too_many}");
+        assert!(FileRejection::Empty.to_string().contains("no header"));
+        assert!(
+            FileRejection::NoDataRows
+                .to_string()
+                .contains("no data rows")
+        );
+        assert!(
+            FileRejection::Unreadable("boom".into())
+                .to_string()
+                .ends_with(": boom")
+        );
+    }
+
+    #[test]
+    fn column_list_matches_the_enum_order() {
+        for (index, column) in Column::ALL.iter().enumerate() {
+            assert_eq!(*column as usize, index, "{column}");
+        }
+    }
+
+    // --- encoding ---
+
+    #[test]
+    fn bom_is_stripped() {
+        let text = format!("\u{FEFF}{}", file(&[ANN]));
+        let parsed = parse_text(&text).expect("accepted");
+        assert_eq!(only_educator(&parsed).raw_id, "1001");
+        assert!(!parsed.decoded_as_windows_1252);
+    }
+
+    #[test]
+    fn utf8_accents_are_kept() {
+        let row = ANN.replace("Smith,Ann", "Müller,Zoë");
+        let parsed = parse_rows(&[&row]);
+        assert!(!parsed.decoded_as_windows_1252);
+        assert_eq!(
+            only_educator(&parsed).name,
+            PersonName::new("Müller", "Zoë")
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_read_as_windows_1252() {
+        let row = ANN.replace("Smith,Ann", "M\u{1}ller,J\u{2}r\u{3}me");
+        let mut bytes = file(&[&row]).into_bytes();
+        for byte in &mut bytes {
+            *byte = match *byte {
+                1 => 0xFC, // ü
+                2 => 0xE9, // é
+                3 => 0xF4, // ô
+                other => other,
+            };
+        }
+        let parsed = parse_bytes(&bytes).expect("accepted");
+        assert!(parsed.decoded_as_windows_1252);
+        assert_eq!(
+            only_educator(&parsed).name,
+            PersonName::new("Müller", "Jérôme")
+        );
+    }
+
+    #[test]
+    fn bom_is_stripped_from_a_windows_1252_file() {
+        let row = ANN.replace("Smith", "Sm\u{1}th");
+        let text = format!("\u{FEFF}{}", file(&[&row]));
+        let bytes: Vec<u8> = text
+            .bytes()
+            .map(|b| if b == 1 { 0xEF } else { b })
+            .collect();
+        let parsed = parse_bytes(&bytes).expect("header found despite the BOM");
+        assert!(parsed.decoded_as_windows_1252);
+        assert_eq!(only_educator(&parsed).name.last, "Smïth");
+    }
+
+    #[test]
+    fn utf8_multibyte_split_across_chunk_boundary_is_valid() {
+        let text = file(&[&ANN.replace("Smith,Ann", "Ölçü😀,Zoë")]);
+        for chunk_size in 1..=5 {
+            let layout =
+                check_layout(&mut Cursor::new(text.as_bytes()), chunk_size).expect("readable");
+            assert!(layout.is_utf8, "chunk size {chunk_size}");
+        }
+        // And feeding the validator every possible split of a 4-byte sequence.
+        let emoji = "a😀b".as_bytes();
+        for split in 0..=emoji.len() {
+            let mut check = Utf8Check::default();
+            check.feed(&emoji[..split]);
+            check.feed(&emoji[split..]);
+            assert!(check.finish(), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn broken_utf8_is_found_at_any_chunk_boundary() {
+        // A cut-off sequence at the end, a bad continuation byte, a lone continuation.
+        for bytes in [&b"ab\xC3"[..], b"a\xC3\x28b", b"a\x80b", b"\xF0\x9F\x98"] {
+            for chunk_size in 1..=4 {
+                let layout = check_layout(&mut Cursor::new(bytes), chunk_size).expect("readable");
+                assert!(!layout.is_utf8, "{bytes:?} in chunks of {chunk_size}");
+            }
+        }
+    }
+
+    // --- CSV layout ---
+
+    #[test]
+    fn crlf_and_lf_both_work() {
+        let lf = file(&[ANN, "", "1002,Jones,Bob,,Provisional,ACT,13/45/2020,,,,,,,"]);
+        let crlf = lf.replace('\n', "\r\n");
+        let from_lf = parse_text(&lf).expect("LF accepted");
+        let from_crlf = parse_text(&crlf).expect("CRLF accepted");
+        assert_eq!(from_lf.educators, from_crlf.educators);
+        assert_eq!(from_lf.data_rows, 2);
+        assert_eq!(from_crlf.data_rows, 2);
+        let expected = vec![invalid(4, "LicenseIssueDate: not a date: 13/45/2020")];
+        assert_eq!(from_lf.invalid_rows, expected);
+        assert_eq!(from_crlf.invalid_rows, expected);
+    }
+
+    #[test]
+    fn quoted_fields_hold_commas_quotes_and_line_breaks() {
+        let row = ANN.replace(
+            "Elementary Education",
+            "\"English, \"\"Advanced\"\"\nand\r\nReading\"",
+        );
+        let parsed = parse_rows(&[&row]);
+        let endorsement = &only_educator(&parsed).certifications[0].endorsements[0];
+        assert_eq!(
+            endorsement.description.as_deref(),
+            Some("English, \"Advanced\"\nand\r\nReading")
+        );
+        assert!(parsed.invalid_rows.is_empty());
+    }
+
+    #[test]
+    fn quotes_inside_unquoted_fields_are_literal() {
+        let row = ANN.replace("Level I Professional Educator", "Level 2\" Educator");
+        let parsed = parse_rows(&[&row]);
+        assert_eq!(
+            only_educator(&parsed).certifications[0].license_type,
+            "Level 2\" Educator"
+        );
+    }
+
+    #[test]
+    fn unterminated_quote_makes_file_unreadable() {
+        let text = file(&[ANN, "1002,\"Jones,Bob,,Provisional,ACT,,,,,,,,", ANN]);
+        let rejection = parse_text(&text).expect_err("refused");
+        assert_eq!(
+            rejection,
+            FileRejection::Unreadable(
+                "a quoted field that starts on line 3 is never closed".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn read_error_makes_file_unreadable() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk on fire"))
+            }
+        }
+        impl Seek for Failing {
+            fn seek(&mut self, _: SeekFrom) -> io::Result<u64> {
+                Ok(0)
+            }
+        }
+        let rejection =
+            parse(Failing, &ParseSettings::default(), |_, _| true).expect_err("refused");
+        assert_eq!(
+            rejection,
+            FileRejection::Unreadable("disk on fire".to_owned())
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        let text = format!(
+            "\n  \n{HEADER}\n\n{ANN}\n   \n\"\"\n,,, ,,,,,,,,,,\n\r\n1002,Jones,Bob,,Provisional,ACT,bad,,,,,,,\n\n"
+        );
+        let parsed = parse_text(&text).expect("accepted");
+        assert_eq!(parsed.data_rows, 2);
+        assert_eq!(only_educator(&parsed).raw_id, "1001");
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![invalid(10, "LicenseIssueDate: not a date: bad")]
+        );
+    }
+
+    #[test]
+    fn line_numbers_account_for_multiline_quoted_fields() {
+        let multiline = ANN.replace("Elementary Education", "\"Elementary\nEducation\n(K-6)\"");
+        let bad = "1002,Jones,Bob,,Provisional,ACT,2026-02-30,,,,,,,";
+        let parsed = parse_rows(&[bad, &multiline, bad]);
+        // Header line 1, bad row 2, quoted row lines 3–5, bad row 6.
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![
+                invalid(2, "LicenseIssueDate: not a date: 2026-02-30"),
+                invalid(6, "LicenseIssueDate: not a date: 2026-02-30"),
+            ]
+        );
+    }
+
+    // --- header ---
+
+    #[test]
+    fn header_names_ignore_case_spaces_and_underscores() {
+        let text = "educator_id, LAST NAME ,first_name,License Type,license_status,\
+            LICENSE_ISSUE_DATE,License Expiration Date,endorsement code\n\
+            1001,Smith,Ann,Provisional,ACT,07/01/2020,06/30/2027,2-05\n";
+        let parsed = parse_text(text).expect("accepted");
+        let educator = only_educator(&parsed);
+        assert_eq!(educator.name, PersonName::new("Smith", "Ann"));
+        assert_eq!(educator.certifications[0].license_type, "Provisional");
+        assert_eq!(
+            educator.certifications[0].expiration_date,
+            Some(date(2027, 6, 30))
+        );
+    }
+
+    #[test]
+    fn columns_are_found_in_any_order() {
+        let text = "LicenseStatus,EndorsementCode,FirstName,LicenseExpirationDate,LastName,\
+            LicenseIssueDate,LicenseType,EducatorID\n\
+            ACT,2-05,Ann,06/30/2027,Smith,07/01/2020,Provisional,1001\n";
+        let parsed = parse_text(text).expect("accepted");
+        let educator = only_educator(&parsed);
+        assert_eq!(educator.raw_id, "1001");
+        assert_eq!(educator.name, PersonName::new("Smith", "Ann"));
+        assert_eq!(educator.certifications[0].status, "ACT");
+        assert_eq!(educator.certifications[0].endorsements[0].code, "2-05");
+    }
+
+    #[test]
+    fn unknown_columns_are_ignored() {
+        let text = format!("Region,{HEADER},Notes\nNE,{ANN},call back\n");
+        let parsed = parse_text(&text).expect("accepted");
+        assert!(parsed.invalid_rows.is_empty());
+        assert_eq!(only_educator(&parsed).raw_id, "1001");
+    }
+
+    #[test]
+    fn duplicate_column_is_read_from_its_first_occurrence() {
+        let text = "EducatorID,LastName,FirstName,LicenseType,LicenseStatus,LicenseIssueDate,\
+            LicenseExpirationDate,EndorsementCode,Last Name\n\
+            1001,Smith,Ann,Provisional,ACT,,,,Jones\n";
+        let parsed = parse_text(text).expect("accepted");
+        assert_eq!(only_educator(&parsed).name.last, "Smith");
+    }
+
+    #[test]
+    fn missing_required_column_rejects_file() {
+        let header = HEADER
+            .replace("EducatorID,", "")
+            .replace("LicenseStatus,", "");
+        let text = format!("{header}\n1001,Smith\n");
+        assert_eq!(
+            parse_text(&text).expect_err("refused"),
+            FileRejection::MissingColumns(vec!["EducatorID", "LicenseStatus"])
+        );
+    }
+
+    #[test]
+    fn optional_columns_may_be_absent() {
+        let text = "EducatorID,LastName,FirstName,LicenseType,LicenseStatus,LicenseIssueDate,\
+            LicenseExpirationDate,EndorsementCode\n\
+            1001,Smith,Ann,Provisional,ACT,07/01/2020,06/30/2027,2-05\n";
+        let parsed = parse_text(text).expect("accepted");
+        let certification = &only_educator(&parsed).certifications[0];
+        assert_eq!(certification.license_number, None);
+        let endorsement = &certification.endorsements[0];
+        assert_eq!(endorsement.description, None);
+        assert_eq!(endorsement.grade_level, None);
+        assert!(endorsement.limits.is_empty());
+    }
+
+    #[test]
+    fn empty_file_is_rejected() {
+        assert_eq!(parse_text("").expect_err("refused"), FileRejection::Empty);
+        assert_eq!(
+            parse_text("\n \r\n\n").expect_err("refused"),
+            FileRejection::Empty
+        );
+        assert_eq!(
+            parse_bytes(UTF8_BOM).expect_err("refused"),
+            FileRejection::Empty
+        );
+    }
+
+    #[test]
+    fn header_without_rows_is_rejected() {
+        assert_eq!(
+            parse_text(HEADER).expect_err("refused"),
+            FileRejection::NoDataRows
+        );
+        let blank_rows = format!("{HEADER}\r\n\r\n  \n,,,\n");
+        assert_eq!(
+            parse_text(&blank_rows).expect_err("refused"),
+            FileRejection::NoDataRows
+        );
+    }
+
+    // --- values and dates ---
+
+    #[test]
+    fn both_date_forms_parse() {
+        assert_eq!(parse_date("07/01/2020"), Some(date(2020, 7, 1)));
+        assert_eq!(parse_date("2020-07-01"), Some(date(2020, 7, 1)));
+        assert_eq!(parse_date("7/1/2020"), Some(date(2020, 7, 1)));
+        assert_eq!(parse_date("02/29/2024"), Some(date(2024, 2, 29)));
+        let row = ANN.replace("07/01/2020,06/30/2027,2-05", "2020-07-01,6/30/2027,2-05");
+        let parsed = parse_rows(&[&row]);
+        let certification = &only_educator(&parsed).certifications[0];
+        assert_eq!(certification.issue_date, Some(date(2020, 7, 1)));
+        assert_eq!(certification.expiration_date, Some(date(2027, 6, 30)));
+    }
+
+    #[test]
+    fn other_date_forms_are_not_dates() {
+        for text in [
+            "13/45/2020",
+            "2026-02-30",
+            "02/29/2023",
+            "2020/07/01",
+            "07/01/20",
+            "2020-7-1",
+            "07-01-2020",
+            "7/1/2020/1",
+            "07/01/2020 00:00",
+            "+7/1/2020",
+            "",
+            "July 1, 2020",
+            "001/01/2020",
+            "07/01/02020",
+        ] {
+            assert_eq!(parse_date(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn blank_date_is_missing_not_invalid() {
+        let row = "1001,Smith,Ann,L-1,Provisional,ACT,, ,2-05,,,,,";
+        let parsed = parse_rows(&[row]);
+        assert!(parsed.invalid_rows.is_empty());
+        let certification = &only_educator(&parsed).certifications[0];
+        assert_eq!(certification.issue_date, None);
+        assert_eq!(certification.expiration_date, None);
+        assert_eq!(certification.endorsements[0].issue_date, None);
+        assert_eq!(certification.endorsements[0].expiration_date, None);
+    }
+
+    #[test]
+    fn bad_date_makes_row_invalid_with_line_and_reason() {
+        let bad_licence = ANN.replace("07/01/2020,06/30/2027,2-05", "13/45/2020,06/30/2027,2-05");
+        let bad_endorsement = ANN.replace("K-6,07/01/2020,06/30/2027", "K-6,07/01/2020,2026-02-30");
+        let parsed = parse_rows(&[&bad_licence, ANN, &bad_endorsement]);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![
+                invalid(2, "LicenseIssueDate: not a date: 13/45/2020"),
+                invalid(4, "EndorsementExpirationDate: not a date: 2026-02-30"),
+            ]
+        );
+        assert_eq!(parsed.data_rows, 3);
+        assert_eq!(only_educator(&parsed).certifications.len(), 1);
+    }
+
+    #[test]
+    fn long_bad_value_is_shortened_in_the_reason() {
+        let garbage = "x".repeat(500);
+        let row = ANN.replace(
+            "07/01/2020,06/30/2027,2-05",
+            &format!("{garbage},06/30/2027,2-05"),
+        );
+        let parsed = parse_rows(&[ANN, &row]);
+        let reason = &parsed.invalid_rows[0].reason;
+        assert_eq!(
+            *reason,
+            format!("LicenseIssueDate: not a date: {}…", "x".repeat(60))
+        );
+    }
+
+    #[test]
+    fn values_are_trimmed() {
+        let row =
+            "  1001 , Smith , Ann ,\" L-1 \", Provisional , ACT , 07/01/2020 ,,\t2-05 ,,,,, a ; b ";
+        let parsed = parse_rows(&[row]);
+        let educator = only_educator(&parsed);
+        assert_eq!(educator.raw_id, "1001");
+        assert_eq!(
+            educator.name,
+            PersonName {
+                last: "Smith".into(),
+                first: "Ann".into()
+            }
+        );
+        let certification = &educator.certifications[0];
+        assert_eq!(certification.license_number.as_deref(), Some("L-1"));
+        assert_eq!(certification.license_type, "Provisional");
+        assert_eq!(certification.status, "ACT");
+        assert_eq!(certification.issue_date, Some(date(2020, 7, 1)));
+        assert_eq!(certification.endorsements[0].code, "2-05");
+        assert_eq!(certification.endorsements[0].limits, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn blank_optional_value_is_none() {
+        let row = "1001,Smith,Ann,  ,Provisional,ACT,,,2-05, ,,,,";
+        let parsed = parse_rows(&[row]);
+        let certification = &only_educator(&parsed).certifications[0];
+        assert_eq!(certification.license_number, None);
+        assert_eq!(certification.endorsements[0].description, None);
+        assert_eq!(certification.endorsements[0].grade_level, None);
+    }
+
+    #[test]
+    fn blank_required_value_makes_row_invalid() {
+        let row = "1001, ,Ann,L-1,Provisional,,07/01/2020,bad,,,,,,";
+        let blank_id = ANN.replacen("1001", " ", 1);
+        let parsed = parse_rows(&[ANN, row, &blank_id]);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![
+                invalid(
+                    3,
+                    "LastName: required value is blank; LicenseStatus: required value is blank; \
+                     LicenseExpirationDate: not a date: bad"
+                ),
+                invalid(4, "EducatorID: required value is blank"),
+            ]
+        );
+    }
+
+    #[test]
+    fn wrong_field_count_is_invalid() {
+        let short = "1001,Smith,Ann,L-1,Provisional,ACT,07/01/2020,06/30/2027,2-05,,,,";
+        let long = format!("{ANN},extra");
+        let parsed = parse_rows(&[ANN, short, &long]);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![
+                invalid(3, "wrong field count: expected 14, got 13"),
+                invalid(4, "wrong field count: expected 14, got 15"),
+            ]
+        );
+        assert_eq!(parsed.data_rows, 3);
+    }
+
+    // --- certifications and endorsements ---
+
+    #[test]
+    fn rows_of_one_licence_group_into_one_certification() {
+        let english = ANN.replace("2-05,Elementary Education,K-6", "3-12,English,7-12");
+        let math = ANN.replace("2-05,Elementary Education,K-6", "3-33,Mathematics,7-12");
+        let other = "1001,Smith,Ann,L-2,Provisional,ACT,,,,,,,,";
+        let parsed = parse_rows(&[ANN, &english, other, &math]);
+        let educator = only_educator(&parsed);
+        assert_eq!(educator.certifications.len(), 2);
+        let first = &educator.certifications[0];
+        assert_eq!(first.license_number.as_deref(), Some("L-1"));
+        let codes: Vec<&str> = first.endorsements.iter().map(|e| e.code.as_str()).collect();
+        assert_eq!(codes, ["2-05", "3-12", "3-33"]);
+        assert_eq!(
+            educator.certifications[1].license_number.as_deref(),
+            Some("L-2")
+        );
+        assert!(educator.certifications[1].endorsements.is_empty());
+    }
+
+    #[test]
+    fn certification_without_number_is_keyed_by_type_and_issue_date() {
+        let rows = [
+            "1001,Smith,Ann,,Provisional,ACT,07/01/2020,06/30/2022,2-05,,,,,",
+            "1001,Smith,Ann,,Provisional,ACT,2020-07-01,06/30/2022,3-12,,,,,",
+            "1001,Smith,Ann,,Provisional,ACT,07/01/2021,06/30/2023,2-05,,,,,",
+            "1001,Smith,Ann,,Emergency,ACT,07/01/2020,06/30/2021,2-05,,,,,",
+        ];
+        let parsed = parse_rows(&rows);
+        let certifications = &only_educator(&parsed).certifications;
+        let summary: Vec<(&str, Option<Date>, usize)> = certifications
+            .iter()
+            .map(|c| (c.license_type.as_str(), c.issue_date, c.endorsements.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("Provisional", Some(date(2020, 7, 1)), 2),
+                ("Provisional", Some(date(2021, 7, 1)), 1),
+                ("Emergency", Some(date(2020, 7, 1)), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn disagreeing_licence_row_is_invalid() {
+        let later_expiry = ANN.replace("06/30/2027,2-05", "06/30/2028,3-12");
+        let other_status = ANN.replace(",ACT,", ",EXP,");
+        let parsed = parse_rows(&[ANN, &later_expiry, &other_status]);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![
+                invalid(
+                    3,
+                    "LicenseExpirationDate disagrees with line 2 for the same licence"
+                ),
+                invalid(
+                    4,
+                    "LicenseStatus disagrees with line 2 for the same licence"
+                ),
+            ]
+        );
+        let certification = &only_educator(&parsed).certifications[0];
+        assert_eq!(certification.expiration_date, Some(date(2027, 6, 30)));
+        assert_eq!(certification.endorsements.len(), 1);
+    }
+
+    #[test]
+    fn licence_rows_agree_on_values_not_spelling() {
+        // Same dates in the other form; status and names differing only in case.
+        let respelled = ANN
+            .replace("Smith,Ann", "SMITH , ann")
+            .replace(",ACT,07/01/2020,06/30/2027,", ",act,2020-07-01,6/30/2027,")
+            .replace("2-05", "3-12");
+        let renamed = ANN.replace("Smith", "Smyth");
+        let parsed = parse_rows(&[ANN, &respelled, &renamed]);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![invalid(
+                4,
+                "LastName disagrees with line 2 for the same licence"
+            )]
+        );
+        assert_eq!(
+            only_educator(&parsed).certifications[0].endorsements.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn disagreeing_row_of_not_kept_educator_is_invalid() {
+        let other_type = ANN.replace("Level I Professional Educator", "Provisional");
+        let other_educator = other_type.replacen("1001", "1002", 1);
+        let text = file(&[ANN, &other_type, &other_educator]);
+        let parsed = parse(Cursor::new(text), &lenient(), |_, _| false).expect("accepted");
+        assert!(parsed.educators.is_empty());
+        assert_eq!(parsed.educators_not_kept, 2);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![invalid(
+                3,
+                "LicenseType disagrees with line 2 for the same licence"
+            )]
+        );
+    }
+
+    #[test]
+    fn repeated_endorsement_merges_limits_distinct_in_file_order() {
+        let with = |limits: &str| format!("{ANN}{limits}");
+        let parsed = parse_rows(&[&with("B; A"), &with("A;C"), &with(" ; "), &with("b;B")]);
+        let endorsements = &only_educator(&parsed).certifications[0].endorsements;
+        assert_eq!(endorsements.len(), 1);
+        assert_eq!(endorsements[0].limits, vec!["B", "A", "C", "b"]);
+    }
+
+    #[test]
+    fn repeated_endorsement_keeps_first_description_and_dates() {
+        let repeated = ANN.replace(
+            "Elementary Education,K-6,07/01/2020,06/30/2027,",
+            "Elem. Ed.,K-6,,06/30/2030,",
+        ) + "Grade 3 only";
+        let parsed = parse_rows(&[ANN, &repeated]);
+        let endorsement = &only_educator(&parsed).certifications[0].endorsements[0];
+        assert_eq!(
+            endorsement.description.as_deref(),
+            Some("Elementary Education")
+        );
+        assert_eq!(endorsement.issue_date, Some(date(2020, 7, 1)));
+        assert_eq!(endorsement.expiration_date, Some(date(2027, 6, 30)));
+        assert_eq!(endorsement.limits, vec!["Grade 3 only"]);
+    }
+
+    #[test]
+    fn same_code_at_another_level_is_another_endorsement() {
+        let other_level = ANN.replace(",K-6,", ",5-8,");
+        let no_level = ANN.replace(",K-6,", ",,");
+        let parsed = parse_rows(&[ANN, &other_level, &no_level, &other_level]);
+        let levels: Vec<Option<&str>> = only_educator(&parsed).certifications[0]
+            .endorsements
+            .iter()
+            .map(|e| e.grade_level.as_deref())
+            .collect();
+        assert_eq!(levels, [Some("K-6"), Some("5-8"), None]);
+    }
+
+    #[test]
+    fn blank_endorsement_code_is_a_licence_without_endorsement() {
+        let licence_only = ANN.replace("2-05,", ",") + "ignored limit";
+        let parsed = parse_rows(&[&licence_only]);
+        let certification = &only_educator(&parsed).certifications[0];
+        assert_eq!(certification.license_number.as_deref(), Some("L-1"));
+        assert!(certification.endorsements.is_empty());
+        let parsed = parse_rows(&[&licence_only, ANN]);
+        assert_eq!(
+            only_educator(&parsed).certifications[0].endorsements.len(),
+            1
+        );
+    }
+
+    // --- educators ---
+
+    #[test]
+    fn educator_name_comes_from_first_valid_row() {
+        let invalid_first = ANN
+            .replace("Smith", "Wrong")
+            .replace("06/30/2027,2-05", "bad,2-05");
+        let other_licence = ANN.replace("Smith", "Smyth").replace("L-1", "L-2");
+        let parsed = parse_rows(&[&invalid_first, ANN, &other_licence]);
+        let educator = only_educator(&parsed);
+        assert_eq!(educator.name, PersonName::new("Smith", "Ann"));
+        assert_eq!(educator.certifications.len(), 2);
+    }
+
+    #[test]
+    fn keep_is_asked_once_per_distinct_educator() {
+        let zero_padded = ANN.replacen("1001", "0001001", 1).replace("L-1", "L-2");
+        let bob = "1002,Jones,Bob,,Provisional,ACT,,,,,,,,";
+        let invalid_only = "1003,Brown,Cy,,Provisional,ACT,bad,,,,,,,";
+        let text = file(&[&zero_padded, ANN, bob, invalid_only, bob]);
+        let mut asked = Vec::new();
+        let parsed = parse(Cursor::new(text), &lenient(), |id, name| {
+            asked.push((id.as_str().to_owned(), name.last.clone()));
+            true
+        })
+        .expect("accepted");
+        assert_eq!(
+            asked,
+            [
+                ("1001".to_owned(), "Smith".to_owned()),
+                ("1002".into(), "Jones".into())
+            ]
+        );
+        assert_eq!(parsed.educators.len(), 2);
+        assert_eq!(parsed.educators[0].raw_id, "0001001");
+        assert_eq!(parsed.educators[0].certifications.len(), 2);
+    }
+
+    #[test]
+    fn not_kept_educators_are_counted_not_stored() {
+        let bob = "1002,Jones,Bob,,Provisional,ACT,,,,,,,,";
+        let cy = "1003,Brown,Cy,,Provisional,ACT,,,,,,,,";
+        let cy_invalid = "1004,Brown,Di,,Provisional,ACT,bad,,,,,,,";
+        let text = file(&[bob, ANN, cy, bob, cy_invalid]);
+        let parsed =
+            parse(Cursor::new(text), &lenient(), |id, _| id.as_str() == "1001").expect("accepted");
+        assert_eq!(only_educator(&parsed).raw_id, "1001");
+        assert_eq!(parsed.educators_not_kept, 2);
+        assert_eq!(parsed.data_rows, 5);
+        assert_eq!(
+            parsed.invalid_rows,
+            vec![invalid(6, "LicenseIssueDate: not a date: bad")]
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(20_261_130);
+        let alphabet: &[u8] = b",,,\"\"\r\n\n ;/-0123456789aA\xC3\xA9\xEF\xBB\xBF\x80\xFF";
+        for _ in 0..3_000 {
+            let mut bytes = match rng.u8(0..3) {
+                0 => Vec::new(),
+                1 => format!("{HEADER}\n").into_bytes(),
+                _ => file(&[ANN]).into_bytes(),
+            };
+            for _ in 0..rng.usize(0..120) {
+                bytes.push(alphabet[rng.usize(..alphabet.len())]);
+            }
+            let mut asked = 0_u64;
+            let result = parse(Cursor::new(&bytes), &lenient(), |_, _| {
+                asked += 1;
+                asked.is_multiple_of(2)
+            });
+            if let Ok(parsed) = result {
+                assert!(
+                    parsed.invalid_rows.len() as u64 <= parsed.data_rows,
+                    "{bytes:?}"
+                );
+                let educators = parsed.educators.len() as u64 + parsed.educators_not_kept;
+                assert_eq!(educators, asked, "{bytes:?}");
+                assert!(
+                    parsed.invalid_rows.iter().all(|row| row.line >= 2),
+                    "{bytes:?}"
+                );
+            }
+        }
+    }
+
+    // --- thresholds ---
+
+    #[test]
+    fn more_than_one_percent_invalid_rejects_file() {
+        assert_eq!(
+            parse_with_defaults(&generated_file(98, 2)).expect_err("refused"),
+            FileRejection::TooManyInvalidRows {
+                invalid: 2,
+                data_rows: 100
+            }
+        );
+    }
+
+    #[test]
+    fn more_than_100_invalid_rejects_file() {
+        // 101 of 20 000 rows is only 0.5%, but more than 100.
+        assert_eq!(
+            parse_with_defaults(&generated_file(19_899, 101)).expect_err("refused"),
+            FileRejection::TooManyInvalidRows {
+                invalid: 101,
+                data_rows: 20_000
+            }
+        );
+    }
+
+    #[test]
+    fn exactly_at_threshold_is_accepted() {
+        let parsed = parse_with_defaults(&generated_file(99, 1)).expect("1 of 100 is exactly 1%");
+        assert_eq!(parsed.invalid_rows.len(), 1);
+        let parsed = parse_with_defaults(&generated_file(9_900, 100)).expect("100 rows and 1%");
+        assert_eq!(parsed.invalid_rows.len(), 100);
+        assert_eq!(parsed.educators.len(), 9_900);
+    }
+
+    #[test]
+    fn thresholds_are_settings() {
+        let text = generated_file(5, 5);
+        let lenient = ParseSettings {
+            max_invalid_rows: 5,
+            max_invalid_fraction: 0.5,
+        };
+        let parsed = parse(Cursor::new(&text), &lenient, |_, _| true).expect("at both limits");
+        assert_eq!(parsed.invalid_rows.len(), 5);
+        let strict_count = ParseSettings {
+            max_invalid_rows: 4,
+            max_invalid_fraction: 1.0,
+        };
+        assert_eq!(
+            parse(Cursor::new(&text), &strict_count, |_, _| true).expect_err("refused"),
+            FileRejection::TooManyInvalidRows {
+                invalid: 5,
+                data_rows: 10
+            }
+        );
+        let strict_share = ParseSettings {
+            max_invalid_rows: 100,
+            max_invalid_fraction: 0.49,
+        };
+        assert!(parse(Cursor::new(&text), &strict_share, |_, _| true).is_err());
+    }
+
+    #[test]
+    fn invalid_row_details_are_capped_but_all_counted() {
+        let settings = ParseSettings {
+            max_invalid_rows: 2,
+            max_invalid_fraction: 1.0,
+        };
+        let mut collector = Collector::new(&settings, |_: &EducatorId, _: &PersonName| true);
+        for line in 2..12 {
+            collector.invalid(line, "bad".to_owned());
+        }
+        assert_eq!(collector.invalid_count, 10);
+        assert_eq!(collector.invalid_rows.len(), 3);
+        assert_eq!(collector.invalid_rows[2].line, 4);
+    }
+}
