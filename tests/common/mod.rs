@@ -21,40 +21,46 @@ pub struct TestStore {
 impl TestStore {
     pub async fn new(backend: Backend) -> Self {
         let (url, guard) = backend.fresh_database_url().await;
-        let store = Store::connect(&url).await.expect("connect to the test database");
-        store.migrate(true).await.expect("migrate the test database");
-        Self { store, backend, _guard: guard }
+        let store = Store::connect(&url)
+            .await
+            .expect("connect to the test database");
+        store
+            .migrate(true)
+            .await
+            .expect("migrate the test database");
+        Self {
+            store,
+            backend,
+            _guard: guard,
+        }
     }
 
     /// Runs SQL written for both backends (no placeholders).
     pub async fn execute(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let safe = || sqlx::AssertSqlSafe(sql.to_owned());
         match &self.store {
-            Store::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-            Store::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+            Store::Postgres(pool) => sqlx::raw_sql(safe()).execute(pool).await.map(|_| ()),
+            Store::Sqlite(pool) => sqlx::raw_sql(safe()).execute(pool).await.map(|_| ()),
         }
-        .unwrap_or_else(|e| panic!("{e}: {}", sql.0));
+        .unwrap_or_else(|e| panic!("{e}: {sql}"));
     }
 
     /// Rows of a query as text columns joined by `|` (`∅` for NULL), in query order.
     pub async fn rows(&self, sql: &str) -> Vec<String> {
         use sqlx::Row;
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let safe = || sqlx::AssertSqlSafe(sql.to_owned());
         let rows: Vec<String> = match &self.store {
-            Store::Postgres(pool) => sqlx::query(sql.clone())
-                .fetch_all(pool)
-                .await
-                .map(|rows| {
-                    rows.iter()
-                        .map(|r| {
-                            (0..r.len())
-                                .map(|i| r.get::<Option<String>, _>(i).unwrap_or_else(|| "∅".into()))
-                                .collect::<Vec<_>>()
-                                .join("|")
-                        })
-                        .collect()
-                }),
-            Store::Sqlite(pool) => sqlx::query(sql.clone()).fetch_all(pool).await.map(|rows| {
+            Store::Postgres(pool) => sqlx::query(safe()).fetch_all(pool).await.map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.get::<Option<String>, _>(i).unwrap_or_else(|| "∅".into()))
+                            .collect::<Vec<_>>()
+                            .join("|")
+                    })
+                    .collect()
+            }),
+            Store::Sqlite(pool) => sqlx::query(safe()).fetch_all(pool).await.map(|rows| {
                 rows.iter()
                     .map(|r| {
                         (0..r.len())
@@ -65,7 +71,7 @@ impl TestStore {
                     .collect()
             }),
         }
-        .unwrap_or_else(|e| panic!("{e}: {}", sql.0));
+        .unwrap_or_else(|e| panic!("{e}: {sql}"));
         rows
     }
 
@@ -87,14 +93,22 @@ impl TestStore {
                  cast(is_primary as text), source, cast(import_run_id as text) \
                  from endorsements order by id",
             ),
-            ("endorsement_codes", "select code, description from endorsement_codes order by code"),
+            (
+                "endorsement_codes",
+                "select code, description from endorsement_codes order by code",
+            ),
             (
                 "employees",
                 "select cast(id as text), employee_number, state_staff_id, last_name, \
                  first_name, status, cast(job_class_id as text) from employees order by id",
             ),
         ] {
-            all.extend(self.rows(sql).await.into_iter().map(|r| format!("{table}: {r}")));
+            all.extend(
+                self.rows(sql)
+                    .await
+                    .into_iter()
+                    .map(|r| format!("{table}: {r}")),
+            );
         }
         all
     }
@@ -157,14 +171,20 @@ impl TestStore {
             },
         };
         let input = Cursor::new(csv.as_bytes().to_vec());
-        let result =
-            run_import(&self.store, input, &request, &options.settings, &|_| {}).await;
+        let result = run_import(&self.store, input, &request, &options.settings, &|_| {}).await;
         let outcome = match &result {
-            Ok(summary) if summary.rejected.is_none() => {
-                RunOutcome { status: RunStatus::Succeeded, error: None }
-            }
-            Ok(summary) => RunOutcome { status: RunStatus::Failed, error: summary.rejected.clone() },
-            Err(e) => RunOutcome { status: RunStatus::Failed, error: Some(e.to_string()) },
+            Ok(summary) if summary.rejected.is_none() => RunOutcome {
+                status: RunStatus::Succeeded,
+                error: None,
+            },
+            Ok(summary) => RunOutcome {
+                status: RunStatus::Failed,
+                error: summary.rejected.clone(),
+            },
+            Err(e) => RunOutcome {
+                status: RunStatus::Failed,
+                error: Some(e.to_string()),
+            },
         };
         self.store
             .finish_run(run_id, &outcome, result.as_ref().ok())
@@ -184,10 +204,16 @@ pub struct ImportOptions {
 
 impl ImportOptions {
     pub fn dry_run() -> Self {
-        Self { dry_run: true, ..Self::default() }
+        Self {
+            dry_run: true,
+            ..Self::default()
+        }
     }
     pub fn forced() -> Self {
-        Self { force: true, ..Self::default() }
+        Self {
+            force: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -231,7 +257,12 @@ pub fn employee_sql(
 }
 
 /// SQL for a manual certification (with one endorsement) owned by an employee.
-pub fn manual_certification_sql(cert_id: i64, employee_id: i64, number: &str, primary: &str) -> String {
+pub fn manual_certification_sql(
+    cert_id: i64,
+    employee_id: i64,
+    number: &str,
+    primary: &str,
+) -> String {
     format!(
         "insert into certifications (id, employee_id, license_number, license_type, status, \
          issue_date, expiration_date, source) values ({cert_id}, {employee_id}, '{number}', \

@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+#[allow(unused_imports)]
 pub use postgres::{PostgresServer, postgres_url};
 
 /// A store backend the service supports.
