@@ -99,7 +99,9 @@ impl ImportFileArgs {
                     status: RunStatus::Failed,
                     error: Some(error.to_string()),
                 };
-                store.finish_run(run_id, &failed, None).await?;
+                // Already ended (failed by another process as lost) is as good as
+                // failed here.
+                let _ended_here = store.finish_run(run_id, &failed, None).await?;
                 return Err(
                     anyhow::Error::new(error).context(format!("import run {run_id} failed"))
                 );
@@ -115,8 +117,14 @@ impl ImportFileArgs {
                 error: None,
             },
         };
-        store.finish_run(run_id, &outcome, Some(&summary)).await?;
+        let finished = store.finish_run(run_id, &outcome, Some(&summary)).await?;
         store.close().await;
+        if !finished {
+            anyhow::bail!(
+                "import run {run_id} was ended by another process before it finished \
+                 (its heartbeat had stopped); see the run's error"
+            );
+        }
 
         if self.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -4,14 +4,18 @@
 //! # Layout
 //!
 //! - [`erp`]: reads and the one-transaction replace of the ERP's certification tables.
-//! - [`runs`]: import runs and their reports.
+//! - `tasks`: import tasks (schedules) and the re-planning of their waiting run.
+//! - `runs`: import runs: starting, claiming, heartbeats, reaping, the runs page,
+//!   reports and run logs.
 //!
 //! Dates are ISO `YYYY-MM-DD` text on the wire to both backends (Postgres casts them),
 //! timestamps are `timestamptz` on Postgres and RFC 3339 UTC text on SQLite.
 
 mod district;
 mod erp;
+mod instant;
 mod runs;
+mod tasks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,7 +25,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use erp::Holdings;
-pub use runs::{NewRun, RunOutcome, RunStatus};
+pub use runs::{
+    Claim, LogEntry, LogLevel, NewRun, RunFilter, RunOutcome, RunPage, RunRecord, RunStatus,
+    StartedRun, TimeRange,
+};
+pub use tasks::{Task, TaskDraft};
 
 static POSTGRES_ERP: Migrator = sqlx::migrate!("migrations/postgres/erp");
 static POSTGRES_SERVICE: Migrator = sqlx::migrate!("migrations/postgres/service");
@@ -46,6 +54,18 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// No task has this id.
+    #[error("no import task with id {0}")]
+    TaskNotFound(i64),
+    /// Another import is running in this database (one at a time, design §5).
+    #[error("another import is in progress: run {run_id}")]
+    ImportInProgress {
+        /// The run in progress.
+        run_id: i64,
+    },
+    /// A page token that this store did not hand out (or one from another backend).
+    #[error("invalid page token")]
+    InvalidPageToken,
 }
 
 /// A connection pool to one of the two supported backends.

@@ -186,10 +186,15 @@ impl TestStore {
                 error: Some(e.to_string()),
             },
         };
-        self.store
+        let finished = self
+            .store
             .finish_run(run_id, &outcome, result.as_ref().ok())
             .await
             .expect("finish run");
+        assert!(
+            finished,
+            "run {run_id} was still in progress when it finished"
+        );
         result
     }
 }

@@ -1,0 +1,160 @@
+//! A running import's life: heartbeats, phases, and its end.
+//!
+//! Every write here is conditional on the run still being `IN_PROGRESS` (and, for a
+//! heartbeat, still owned by the caller), so a worker that was presumed dead and reaped
+//! cannot bring its run back to life: it learns from the `false` it gets back.
+
+use jiff::Timestamp;
+
+use crate::import::summary::Summary;
+use crate::store::instant::{to_pg, to_text};
+use crate::store::{RunOutcome, Store, StoreError};
+
+const HEARTBEAT: &str = "update import_runs set heartbeat_at = $3 \
+    where id = $1 and owner = $2 and status = 'IN_PROGRESS'";
+const SET_PHASE: &str =
+    "update import_runs set phase = $2 where id = $1 and status = 'IN_PROGRESS'";
+const FINISH: &str = "update import_runs set status = $2, error = $3, ended_at = $7, \
+    file_name = coalesce($4, file_name), file_sha256 = coalesce($5, file_sha256), \
+    file_from_cache = coalesce($6, file_from_cache) \
+    where id = $1 and status = 'IN_PROGRESS'";
+const SAVE_REPORT_PG: &str = "insert into import_reports (run_id, summary) values ($1, $2::jsonb) \
+    on conflict (run_id) do update set summary = excluded.summary";
+const SAVE_REPORT_SQLITE: &str = "insert into import_reports (run_id, summary) values ($1, $2) \
+    on conflict (run_id) do update set summary = excluded.summary";
+
+impl Store {
+    /// Records that worker `owner` is still running run `run_id` at `now`. `false`
+    /// when the run is no longer in progress or not `owner`'s (reaped, finished): the
+    /// worker must stop, and write nothing more.
+    pub async fn heartbeat(
+        &self,
+        run_id: i64,
+        owner: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let updated = match self {
+            Self::Postgres(pool) => sqlx::query(HEARTBEAT)
+                .bind(run_id)
+                .bind(owner)
+                .bind(to_pg(now))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Sqlite(pool) => sqlx::query(HEARTBEAT)
+                .bind(run_id)
+                .bind(owner)
+                .bind(to_text(now))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(updated > 0)
+    }
+
+    /// Sets what running import `run_id` is doing now (`fetching`, `parsing`, …), for
+    /// `WatchRun`. `false` when the run is not in progress.
+    pub async fn set_phase(&self, run_id: i64, phase: &str) -> Result<bool, StoreError> {
+        let updated = match self {
+            Self::Postgres(pool) => sqlx::query(SET_PHASE)
+                .bind(run_id)
+                .bind(phase)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Sqlite(pool) => sqlx::query(SET_PHASE)
+                .bind(run_id)
+                .bind(phase)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(updated > 0)
+    }
+
+    /// [`Store::finish_run_at`] at the wall clock's now (a record of when, not a
+    /// scheduling decision), for `import-file`.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        outcome: &RunOutcome,
+        summary: Option<&Summary>,
+    ) -> Result<bool, StoreError> {
+        self.finish_run_at(run_id, outcome, summary, Timestamp::now())
+            .await
+    }
+
+    /// Ends run `run_id` at `now` and stores its summary (when there is one) in the
+    /// same transaction, so a finished run never lacks the report it had. Only a run
+    /// still `IN_PROGRESS` is finished: returns `false`, changing nothing, when it was
+    /// not (reaped as lost, or already finished), so a fenced run stays failed.
+    pub async fn finish_run_at(
+        &self,
+        run_id: i64,
+        outcome: &RunOutcome,
+        summary: Option<&Summary>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let json = summary
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let file = summary.and_then(|s| s.file.as_ref());
+        let file_name = file.map(|f| f.name.as_str());
+        let file_sha256 = file.map(|f| f.sha256.as_str());
+        let from_cache = file.map(|f| f.from_cache);
+        match self {
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let updated = sqlx::query(FINISH)
+                    .bind(run_id)
+                    .bind(outcome.status.as_str())
+                    .bind(outcome.error.as_deref())
+                    .bind(file_name)
+                    .bind(file_sha256)
+                    .bind(from_cache)
+                    .bind(to_pg(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Ok(false);
+                }
+                if let Some(json) = json {
+                    sqlx::query(SAVE_REPORT_PG)
+                        .bind(run_id)
+                        .bind(json)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin_with("begin immediate").await?;
+                let updated = sqlx::query(FINISH)
+                    .bind(run_id)
+                    .bind(outcome.status.as_str())
+                    .bind(outcome.error.as_deref())
+                    .bind(file_name)
+                    .bind(file_sha256)
+                    .bind(from_cache)
+                    .bind(to_text(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Ok(false);
+                }
+                if let Some(json) = json {
+                    sqlx::query(SAVE_REPORT_SQLITE)
+                        .bind(run_id)
+                        .bind(json)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(true)
+    }
+}
