@@ -13,11 +13,23 @@
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
 //!   and computes its occurrences (weekdays, wall-clock time, time zone, DST rules).
 //! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
+//! - [`api`]: the gRPC service: handlers, conversions, the error → status table.
+//! - [`worker`]: executes a claimed run: fetch, import, record the outcome.
+//! - [`startup`]: builds the application and runs it until shutdown.
+//! - [`config`]: the one typed configuration (flags and environment variables).
+//! - [`clock`]: where "now" comes from (a manual clock in tests).
+//! - [`demo`]: the embedded default's demo district, file and task.
 //! - [`cli`]: the command line of the `alis-import` binary.
 
+pub mod api;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
 pub mod import;
 pub mod sample;
 pub mod scheduler;
 pub mod source;
+pub mod startup;
 pub mod store;
+pub mod worker;

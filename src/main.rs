@@ -6,14 +6,17 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match alis_import::cli::Cli::parse().run().await {
+    let cli = alis_import::cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        alis_import::cli::LogFormat::Text => logs.init(),
+        alis_import::cli::LogFormat::Json => logs.json().init(),
+    }
+    match cli.run().await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

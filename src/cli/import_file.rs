@@ -91,7 +91,14 @@ impl ImportFileArgs {
             force: self.force,
             file,
         };
-        let outcome = run_import(&store, input, &request, &settings, &|_| {}).await;
+        let outcome = run_import(
+            &store,
+            input,
+            &request,
+            &settings,
+            &|_: crate::import::Phase| {},
+        )
+        .await;
         let summary = match outcome {
             Ok(summary) => summary,
             Err(error) => {

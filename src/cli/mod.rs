@@ -1,5 +1,6 @@
 //! The command line of the `alis-import` binary: one subcommand per file.
 
+mod client;
 mod import_file;
 mod sample;
 
@@ -11,23 +12,46 @@ use clap::{Args, Parser, Subcommand};
 use crate::store::Store;
 
 /// Imports Vermont ALiS educator licences and endorsements into the district ERP.
+///
+/// With no subcommand it serves on the embedded defaults (`serve`).
 #[derive(Debug, Parser)]
 #[command(name = "alis-import", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: `serve`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// Log format on stderr: `text` for people, `json` for log collectors.
+    #[arg(long, global = true, env = "ALIS_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gRPC service (the default).
+    Serve(Box<crate::config::ServiceConfig>),
     /// Apply the database migrations (and create the ERP tables when managed).
     Migrate(DatabaseArgs),
     /// Import a local ALiS file straight into the database, without a server.
     ImportFile(import_file::ImportFileArgs),
     /// Write a synthetic district into the database and a statewide ALiS file.
     Sample(sample::SampleArgs),
+    /// Start an import for a task on a running service (`--wait` follows it).
+    RunNow(client::RunNowArgs),
+    /// List runs, schedule, show or delete tasks on a running service.
+    Tasks(client::TasksArgs),
+    /// A run's summary or log from a running service.
+    Report(client::ReportArgs),
 }
 
 /// Where the data lives.
@@ -82,7 +106,17 @@ fn sqlite_folder(url: &str) -> Option<PathBuf> {
 impl Cli {
     /// Runs the chosen subcommand; the exit code is the command's verdict.
     pub async fn run(self) -> anyhow::Result<ExitCode> {
-        match self.command {
+        let command = match self.command {
+            Some(command) => command,
+            None => Command::Serve(Box::new(default_service_config()?)),
+        };
+        match command {
+            Command::Serve(config) => {
+                let app = crate::startup::Application::build(&config).await?;
+                eprintln!("alis-import serving gRPC on {}", app.local_addr()?);
+                app.run_until_stopped(shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Migrate(database) => {
                 database.open().await?.close().await;
                 println!("migrations applied");
@@ -90,6 +124,39 @@ impl Cli {
             }
             Command::ImportFile(args) => args.run().await,
             Command::Sample(args) => args.run().await,
+            Command::RunNow(args) => args.run().await,
+            Command::Tasks(args) => args.run().await,
+            Command::Report(args) => args.run().await,
         }
+    }
+}
+
+/// The service configuration from environment variables and defaults alone, for a
+/// bare `alis-import`.
+fn default_service_config() -> anyhow::Result<crate::config::ServiceConfig> {
+    Ok(crate::config::ServiceConfig::parse_from(["alis-import"])?)
+}
+
+/// Completes on Ctrl-C or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }

@@ -60,6 +60,8 @@ pub struct ImportRequest {
 /// The steps of an import, in order, as callers may show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Getting the file (done by the caller, before [`run_import`]).
+    Fetching,
     /// Reading and validating the file.
     Parsing,
     /// Matching educators to employees.
@@ -70,6 +72,21 @@ pub enum Phase {
     Replacing,
     /// Computing the summary.
     Reporting,
+}
+
+/// Told of each phase as the import enters it; the import waits for the returned
+/// future. Callers record progress with it (a plain `Fn(Phase)` closure will do), and
+/// tests hold an import at a phase.
+pub trait Progress: Sync {
+    /// The import enters `phase`.
+    fn enter(&self, phase: Phase) -> impl Future<Output = ()> + Send;
+}
+
+impl<F: Fn(Phase) + Sync> Progress for F {
+    fn enter(&self, phase: Phase) -> impl Future<Output = ()> + Send {
+        self(phase);
+        std::future::ready(())
+    }
 }
 
 /// Why an import could not be carried out (as opposed to being refused: a refusal is
@@ -95,7 +112,7 @@ pub async fn run_import<R>(
     input: R,
     request: &ImportRequest,
     settings: &ImportSettings,
-    on_phase: &(dyn Fn(Phase) + Sync),
+    progress: &impl Progress,
 ) -> Result<Summary, ImportError>
 where
     R: Read + Seek + Send + 'static,
@@ -107,7 +124,7 @@ where
         expiring_within_days: settings.expiring_within_days,
     };
 
-    on_phase(Phase::Parsing);
+    progress.enter(Phase::Parsing).await;
     let district = Arc::new(District::new(store.active_employees().await?));
     let parse_settings = settings.parse.clone();
     let parse_district = Arc::clone(&district);
@@ -125,10 +142,10 @@ where
         Err(rejection) => return Ok(rejected_file(&context, &rejection)),
     };
 
-    on_phase(Phase::Planning);
+    progress.enter(Phase::Planning).await;
     let plan = plan::plan_import(&district, &parsed);
 
-    on_phase(Phase::Guard);
+    progress.enter(Phase::Guard).await;
     let before = store.holdings().await?;
     if let Some(refusal) = guard(
         settings,
@@ -145,11 +162,11 @@ where
     let deleted = if request.dry_run {
         RecordCounts::new(before.certifications, before.endorsements)
     } else {
-        on_phase(Phase::Replacing);
+        progress.enter(Phase::Replacing).await;
         store.replace_certifications(request.run_id, &plan).await?
     };
 
-    on_phase(Phase::Reporting);
+    progress.enter(Phase::Reporting).await;
     Ok(with_file_facts(
         Summary::of_plan(&context, &plan, deleted),
         &parsed,

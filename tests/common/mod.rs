@@ -171,7 +171,14 @@ impl TestStore {
             },
         };
         let input = Cursor::new(csv.as_bytes().to_vec());
-        let result = run_import(&self.store, input, &request, &options.settings, &|_| {}).await;
+        let result = run_import(
+            &self.store,
+            input,
+            &request,
+            &options.settings,
+            &|_: alis_import::import::Phase| {},
+        )
+        .await;
         let outcome = match &result {
             Ok(summary) if summary.rejected.is_none() => RunOutcome {
                 status: RunStatus::Succeeded,
@@ -299,4 +306,17 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+pub mod app;
+
+/// Certification and endorsement records written by one run.
+pub async fn records_written_by(store: &Store, run_id: i64) -> i64 {
+    const SQL: &str = "select (select count(*) from certifications where import_run_id = $1) \
+        + (select count(*) from endorsements where import_run_id = $1)";
+    match store {
+        Store::Postgres(pool) => sqlx::query_scalar(SQL).bind(run_id).fetch_one(pool).await,
+        Store::Sqlite(pool) => sqlx::query_scalar(SQL).bind(run_id).fetch_one(pool).await,
+    }
+    .expect("count records")
 }

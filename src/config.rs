@@ -1,0 +1,141 @@
+//! The service's one typed configuration: command-line flags, each also settable by
+//! an environment variable, parsed once in `main`. Nothing below reads the
+//! environment. With no flags at all it is the embedded default: SQLite under
+//! `./data/`, the inbox folder `./data/inbox/`, loopback only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::DatabaseArgs;
+use crate::import::ImportSettings;
+use crate::import::alis_file::ParseSettings;
+
+/// Everything `alis-import serve` needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceConfig {
+    /// Address the gRPC server listens on. Without authentication configured only a
+    /// loopback address is accepted.
+    #[arg(long, env = "ALIS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// The local inbox folder the ALiS file is taken from (the development and
+    /// manual-drop source).
+    #[arg(long, env = "ALIS_INBOX_DIR", default_value = "data/inbox")]
+    pub inbox_dir: PathBuf,
+
+    /// Scratch folder for downloaded files while a run reads them.
+    #[arg(long, env = "ALIS_WORK_DIR", default_value = "data/work")]
+    pub work_dir: PathBuf,
+
+    /// A file modified less than this long ago is taken to be still uploading.
+    #[arg(long, env = "ALIS_MIN_FILE_AGE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub min_file_age: Duration,
+
+    /// The district's time zone (IANA name): report dates are computed in it.
+    #[arg(long, env = "ALIS_TIME_ZONE", default_value = "America/New_York")]
+    pub time_zone: String,
+
+    /// The name of the district or supervisory union, printed on reports.
+    #[arg(
+        long,
+        env = "ALIS_DISTRICT_NAME",
+        default_value = "Sample Supervisory Union"
+    )]
+    pub district_name: String,
+
+    /// How often the scheduler looks for due runs and lost workers.
+    #[arg(long, env = "ALIS_SCHEDULER_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub scheduler_interval: Duration,
+
+    /// How often a running import proves it is alive.
+    #[arg(long, env = "ALIS_HEARTBEAT_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// A running import silent for longer than this is failed ("worker lost") by any
+    /// replica, and its lock freed.
+    #[arg(long, env = "ALIS_HEARTBEAT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// After downtime, a waiting run overdue by less than this runs once; older ones
+    /// are marked missed.
+    #[arg(long, env = "ALIS_CATCH_UP_WINDOW", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub catch_up_window: Duration,
+
+    /// How long a due scheduled run waits for another running import before it fails.
+    #[arg(long, env = "ALIS_BUSY_WAIT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub busy_wait: Duration,
+
+    /// Mass-deletion guard: largest allowed fall, in percent, of active employees
+    /// holding a certification; 0 turns the guard off.
+    #[arg(long, env = "ALIS_GUARD_MAX_DROP_PERCENT", default_value_t = 20)]
+    pub guard_max_drop_percent: u32,
+
+    /// A file with more invalid rows than this is rejected.
+    #[arg(long, env = "ALIS_MAX_INVALID_ROWS", default_value_t = 100)]
+    pub max_invalid_rows: u64,
+
+    /// A file with more invalid rows than this percentage of its data rows is rejected.
+    #[arg(long, env = "ALIS_MAX_INVALID_PERCENT", default_value_t = 1.0)]
+    pub max_invalid_percent: f64,
+
+    /// The report's "expiring soon" look-ahead, in days.
+    #[arg(long, env = "ALIS_EXPIRING_WITHIN_DAYS", default_value_t = 90)]
+    pub expiring_within_days: u32,
+
+    /// "Run by" of requests while no authentication is configured.
+    #[arg(long, env = "ALIS_LOCAL_OPERATOR", default_value = "local")]
+    pub local_operator: String,
+
+    /// On first start with an empty ERP schema managed by the service, write a demo
+    /// district, a sample ALiS file in the inbox and an active weekly task. Turn off in
+    /// production.
+    #[arg(long, env = "ALIS_DEMO_DATA", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_data: bool,
+
+    /// Identifies this replica in claimed runs (default: host name and process id).
+    #[arg(long, env = "ALIS_INSTANCE_NAME")]
+    pub instance_name: Option<String>,
+}
+
+impl ServiceConfig {
+    /// Parses flags (the first item is the program name), falling back to environment
+    /// variables and defaults: `parse_from(["alis-import"])` is the embedded default.
+    pub fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = Self::augment_args(clap::Command::new("alis-import"));
+        Self::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
+
+    /// The import settings these flags describe.
+    pub fn import_settings(&self) -> ImportSettings {
+        ImportSettings {
+            parse: ParseSettings {
+                max_invalid_rows: self.max_invalid_rows,
+                max_invalid_fraction: self.max_invalid_percent / 100.0,
+            },
+            guard_max_drop_percent: self.guard_max_drop_percent,
+            expiring_within_days: self.expiring_within_days,
+        }
+    }
+
+    /// This replica's name in claimed runs.
+    pub fn instance(&self) -> String {
+        self.instance_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}:{}", std::process::id())
+        })
+    }
+}
