@@ -5,12 +5,16 @@
 //!
 //! - [`erp`]: reads and the one-transaction replace of the ERP's certification tables.
 //! - [`runs`]: import runs and their reports.
+//! - `file_cache` and `events`: the ALiS file cache (three newest files, with their
+//!   bytes) and the SFTP connection events.
 //!
 //! Dates are ISO `YYYY-MM-DD` text on the wire to both backends (Postgres casts them),
 //! timestamps are `timestamptz` on Postgres and RFC 3339 UTC text on SQLite.
 
 mod district;
 mod erp;
+mod events;
+mod file_cache;
 mod runs;
 
 use std::str::FromStr;
@@ -21,6 +25,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use erp::Holdings;
+pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
+pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 pub use runs::{NewRun, RunOutcome, RunStatus};
 
 static POSTGRES_ERP: Migrator = sqlx::migrate!("migrations/postgres/erp");
