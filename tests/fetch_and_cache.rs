@@ -12,9 +12,9 @@ use std::time::Duration;
 use alis_import::fetch::{
     FetchError, FetchSettings, Fetched, MAX_IGNORED_LINES, RunLog, RunLogLevel, fetch_file,
 };
-use alis_import::source::{FileSource, LocalDirSource};
+use alis_import::source::{AlisFileName, FileSource, LocalDirSource};
 use alis_import::store::{
-    CachedFile, ConnectionEventFilter, NewConnectionEvent, NewRun, StoreError,
+    CachedFile, ConnectionEventFilter, NewCachedFile, NewConnectionEvent, NewRun, StoreError,
 };
 use common::TestStore;
 use jiff::{SignedDuration, Timestamp};
@@ -38,6 +38,7 @@ on_both_backends!(
     a_file_over_the_maximum_size_is_refused_and_not_cached,
     cached_bytes_round_trip_exactly,
     a_damaged_cached_copy_is_downloaded_again_and_never_used,
+    concurrent_stores_keep_the_three_newest_in_name_order,
     connection_events_round_trip,
 );
 
@@ -630,6 +631,67 @@ async fn a_damaged_cached_copy_is_downloaded_again_and_never_used(backend: Backe
         "{error:?}"
     );
     assert!(entries_in(work.path()).is_empty());
+}
+
+async fn concurrent_stores_keep_the_three_newest_in_name_order(backend: Backend) {
+    // Same date and time, other extensions: the name decides, byte by byte, as
+    // `AlisFileName` orders them (`.TXT` before `.csv`), whatever the collation.
+    let names: Vec<AlisFileName> = [
+        "Curr_Lic_Eds_End_Limits_20261127.csv",
+        "Curr_Lic_Eds_End_Limits_20261127.TXT",
+        "Curr_Lic_Eds_End_Limits_20261127",
+        "Curr_Lic_Eds_End_Limits_20261126_235959.txt",
+        "Curr_Lic_Eds_End_Limits_20261127_000000.csv",
+        "Curr_Lic_Eds_End_Limits_20261125.csv",
+    ]
+    .into_iter()
+    .map(|n| n.parse().unwrap())
+    .collect();
+    let db = TestStore::new(backend).await;
+    let store = &db.store;
+
+    // As several replicas would, all at once.
+    let mut puts = tokio::task::JoinSet::new();
+    for name in names.clone() {
+        let store = store.clone();
+        puts.spawn(async move {
+            let bytes = name.name().as_bytes();
+            let sha256: [u8; 32] = Sha256::digest(bytes).into();
+            store
+                .cache_put(&NewCachedFile {
+                    name: &name,
+                    sha256: &sha256,
+                    source_modified: an_hour_ago(),
+                    stored_at: now(),
+                    bytes,
+                })
+                .await
+                .unwrap()
+        });
+    }
+    let pruned: usize = puts
+        .join_all()
+        .await
+        .iter()
+        .map(|put| put.pruned.len())
+        .sum();
+
+    let mut newest_first = names.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<&str> = newest_first[..3].iter().map(|n| n.name()).collect();
+    let cached: Vec<String> = store
+        .cache_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name.name().to_owned())
+        .collect();
+    assert_eq!(cached, expected);
+    assert_eq!(pruned, names.len() - 3, "each file is pruned once");
+    assert_eq!(
+        store.cache_newest().await.unwrap().unwrap().name.name(),
+        expected[0]
+    );
 }
 
 async fn connection_events_round_trip(backend: Backend) {
