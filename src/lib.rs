@@ -8,6 +8,8 @@
 //!   employees, [`import::summary`] computes the report's figures, and
 //!   [`import::run_import`] drives parse → plan → guard → replace against a store.
 //! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
+//! - [`fetch`]: the file a run uses (rules §1.2): the newest in the source, reused from or
+//!   stored in the file cache, or the newest cached one when the source holds none.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod fetch;
 pub mod import;
 pub mod sample;
 pub mod scheduler;

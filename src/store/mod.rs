@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //!
-//! - [`erp`]: reads and the one-transaction replace of the ERP's certification tables.
+//! - `erp`: reads and the one-transaction replace of the ERP's certification tables.
 //! - `tasks`: import tasks (schedules) and the re-planning of their waiting run.
 //! - `runs`: import runs: starting, claiming, heartbeats, reaping, the runs page,
 //!   reports and run logs.
+//! - `file_cache` and `events`: the ALiS file cache (three newest files, with their
+//!   bytes) and the SFTP connection events.
 //!
 //! Dates are ISO `YYYY-MM-DD` text on the wire to both backends (Postgres casts them),
 //! timestamps are `timestamptz` on Postgres and RFC 3339 UTC text on SQLite.
@@ -14,6 +16,8 @@
 mod district;
 mod erp;
 mod instant;
+mod events;
+mod file_cache;
 mod runs;
 mod tasks;
 
@@ -30,6 +34,8 @@ pub use runs::{
     StartedRun, TimeRange,
 };
 pub use tasks::{Task, TaskDraft};
+pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
+pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 
 static POSTGRES_ERP: Migrator = sqlx::migrate!("migrations/postgres/erp");
 static POSTGRES_SERVICE: Migrator = sqlx::migrate!("migrations/postgres/service");
