@@ -12,11 +12,13 @@
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
 //!   and computes its occurrences (weekdays, wall-clock time, time zone, DST rules).
+//! - [`report`]: the Import Summary as a PDF for HR, rendered from a run's summary.
 //! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
 //! - [`cli`]: the command line of the `alis-import` binary.
 
 pub mod cli;
 pub mod import;
+pub mod report;
 pub mod sample;
 pub mod scheduler;
 pub mod source;
