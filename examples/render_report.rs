@@ -135,7 +135,12 @@ fn summary(rows: usize) -> Summary {
         not_imported_by_status: BTreeMap::from([("EXP".into(), 310), ("SUS".into(), 2)]),
         educators_not_employed: 48_102,
         missing_certification: (0..25).map(employee).collect(),
-        expired_certifications: (0..15).map(expiring).collect(),
+        expired_certifications: (0..15)
+            .map(|n| ExpiringRecord {
+                expiration_date: date(2026, 6, 30),
+                ..expiring(n)
+            })
+            .collect(),
         missing_dates: MissingDates {
             certification_issue: 0,
             certification_expiration: 3,

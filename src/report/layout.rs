@@ -124,6 +124,14 @@ impl Pages {
         Ok(())
     }
 
+    /// Continues on a new page, unless this one is still empty.
+    pub fn page_break(&mut self) -> Result<(), ReportError> {
+        if self.y > 0.0 {
+            self.new_page()?;
+        }
+        Ok(())
+    }
+
     /// Leaves vertical space (dropped at the top of a page).
     pub fn gap(&mut self, mm: f64) {
         if self.y > 0.0 {
@@ -465,10 +473,7 @@ mod tests {
             when_empty: "None.",
         };
         let endless = "a-very-long-reason ".repeat(2_000);
-        let rows = vec![
-            vec!["1".into(), endless.clone()],
-            vec!["2".into(), endless],
-        ];
+        let rows = vec![vec!["1".into(), endless.clone()], vec!["2".into(), endless]];
         pages.table(&table, &rows).unwrap();
         assert_eq!(pages.finish("footer").unwrap().pages, 2);
     }

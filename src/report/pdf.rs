@@ -24,6 +24,8 @@ pub(crate) fn render(header: &ReportHeader, summary: &Summary) -> Result<Rendere
     run_details(&mut pages, header, summary)?;
     counts(&mut pages, summary)?;
     notes(&mut pages, summary)?;
+    // Rules §4: a title page section with the counts, then the lists.
+    pages.page_break()?;
     lists::lists(&mut pages, summary)?;
     pages.finish(&format!("ALiS certification import, run {}", header.run_id))
 }
