@@ -389,7 +389,7 @@ fn expiring(n: usize) -> ExpiringRecord {
         first_name: "Søren".into(),
         license_number: Some(format!("{}", 1_000_000 + n)),
         license_type: "Level II Professional Educator".into(),
-        endorsement_code: (n % 3 == 0).then(|| "3-71".into()),
+        endorsement_code: n.is_multiple_of(3).then(|| "3-71".into()),
         expiration_date: date(2026, 12, 1).saturating_add(jiff::Span::new().days((n % 89) as i64)),
     }
 }

@@ -40,12 +40,15 @@ const INVALID_ROWS: &[Column] = &[
 /// the report and listed in the run's structured summary.
 pub(crate) const MAX_LIST_ROWS: usize = 10_000;
 
+/// A list's title, the sentence that says what it is, its columns and its rows.
+type Section = (String, String, &'static [Column], Vec<Vec<String>>);
+
 /// One section per list, in the order HR works through them.
 pub(crate) fn lists(pages: &mut Pages, summary: &Summary) -> Result<(), ReportError> {
     let horizon = summary
         .run_date
         .saturating_add(jiff::Span::new().days(i64::from(summary.expiring_within_days)));
-    let sections: [(String, String, &[Column], Vec<Vec<String>>); 6] = [
+    let sections: [Section; 6] = [
         (
             titled("Skipped employees", summary.skipped.len()),
             "Active employees whose Educator ID or name does not match the ALiS file. \

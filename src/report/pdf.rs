@@ -1,5 +1,5 @@
 //! The report as a whole and its first section, "Import Summary": the run, the file
-//! and the counts (rules §4). The lists follow in [`lists`](super::lists);
+//! and the counts (rules §4). The lists follow in [`lists`];
 //! [`layout`](super::layout) decides where everything goes on the page.
 
 use std::collections::BTreeSet;
