@@ -14,6 +14,7 @@
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
 //!   and computes its occurrences (weekdays, wall-clock time, time zone, DST rules).
+//! - [`report`]: the Import Summary as a PDF for HR, rendered from a run's summary.
 //! - [`sample`]: a synthetic district and statewide file, for demos, tests and benchmarks.
 //! - [`api`]: the gRPC service: handlers, conversions, the error → status table.
 //! - [`worker`]: executes a claimed run: fetch, import, record the outcome.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod import;
+pub mod report;
 pub mod sample;
 pub mod scheduler;
 pub mod source;
