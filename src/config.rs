@@ -38,6 +38,10 @@ pub struct ServiceConfig {
     #[arg(long, env = "ALIS_MIN_FILE_AGE", default_value = "60s", value_parser = humantime::parse_duration)]
     pub min_file_age: Duration,
 
+    /// The largest ALiS file accepted, in bytes (refused before downloading).
+    #[arg(long, env = "ALIS_MAX_FILE_SIZE", default_value_t = 256 * 1024 * 1024)]
+    pub max_file_size: u64,
+
     /// The district's time zone (IANA name): report dates are computed in it.
     #[arg(long, env = "ALIS_TIME_ZONE", default_value = "America/New_York")]
     pub time_zone: String,

@@ -88,7 +88,11 @@ impl Application {
                 import: config.import_settings(),
                 inbox_dir: config.inbox_dir.clone(),
                 work_dir: config.work_dir.clone(),
-                min_file_age: config.min_file_age,
+                fetch: crate::fetch::FetchSettings {
+                    min_age: config.min_file_age,
+                    max_file_size: config.max_file_size,
+                },
+                district_name: config.district_name.clone(),
                 time_zone,
                 heartbeat_interval: config.heartbeat_interval,
                 replace_gate,

@@ -1,12 +1,13 @@
-//! Executes a claimed run: fetch the file, import it, record the outcome. Whoever
-//! claimed the run (the scheduler, or RunNow) hands it to [`Worker::spawn`].
+//! Executes a claimed run: fetch the file, import it, render the report, record the
+//! outcome. Whoever claimed the run (the scheduler, or RunNow) hands it to
+//! [`Worker::spawn`].
 //!
 //! While a run executes, a heartbeat proves this process is alive; if the heartbeat is
 //! refused (another replica declared the run lost), the import is dropped, which rolls
 //! its transaction back. Shutdown cancels every run the same way and records it as
 //! failed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +18,12 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
+use crate::fetch::{FetchSettings, RunLog, fetch_file};
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportRequest, ImportSettings, Phase, Progress, run_import};
-use crate::source::{FileSource, LocalDirSource, choose_newest};
-use crate::store::{RunOutcome, RunRecord, RunStatus, Store};
+use crate::report::{ReportHeader, render_pdf};
+use crate::source::{FileSource, LocalDirSource};
+use crate::store::{LogLevel, RunOutcome, RunRecord, RunStatus, Store, StoreError};
 
 /// What a worker needs to know, fixed at startup.
 #[derive(Debug, Clone)]
@@ -31,8 +34,10 @@ pub struct WorkerSettings {
     pub inbox_dir: PathBuf,
     /// Scratch folder for files being read.
     pub work_dir: PathBuf,
-    /// Files younger than this are still uploading.
-    pub min_file_age: Duration,
+    /// How the file is chosen, and the largest accepted.
+    pub fetch: FetchSettings,
+    /// The district's name on reports.
+    pub district_name: String,
     /// The district's time zone.
     pub time_zone: TimeZone,
     /// How often a running import proves it is alive.
@@ -40,6 +45,22 @@ pub struct WorkerSettings {
     /// Test and fault-injection hook: when set, every import waits for a permit of
     /// this semaphore before its replace. Never set in production.
     pub replace_gate: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// The run's log in the store, as the fetch step writes to it.
+struct StoreRunLog<'a> {
+    store: &'a Store,
+    run_id: i64,
+}
+
+impl RunLog for StoreRunLog<'_> {
+    fn run_id(&self) -> Option<i64> {
+        Some(self.run_id)
+    }
+
+    async fn append(&self, level: LogLevel, message: &str) -> Result<(), StoreError> {
+        self.store.append_run_log(self.run_id, level, message).await
+    }
 }
 
 /// Forwards phases to the run's phase writer, and holds the import at the replace
@@ -74,16 +95,12 @@ pub struct Worker {
 /// Why a run did not end normally.
 #[derive(Debug, thiserror::Error)]
 enum RunError {
-    #[error("no ALiS file found in {0}")]
-    NoFile(String),
-    #[error("cannot read the ALiS file: {0}")]
-    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error("cannot open the downloaded file: {0}")]
-    Open(std::io::Error),
+    #[error("cannot use the run's work folder: {0}")]
+    WorkDir(std::io::Error),
     #[error("cancelled: the service is shutting down; nothing was changed")]
     Cancelled,
 }
@@ -157,14 +174,33 @@ impl Worker {
                 (RunStatus::Failed, Some(operator_message(&error)), None)
             }
         };
-        let _ = self.store.set_phase(run.id, "DONE").await;
+        let _ = self.store.set_phase(run.id, "REPORTING").await;
+        let pdf = match &summary {
+            Some(summary) => self.render_report(&run, summary).await,
+            None => None,
+        };
         let outcome = RunOutcome { status, error };
-        let finished = self
+        match self
             .store
             .finish_run_at(run.id, &outcome, summary.as_ref(), self.clock.now())
-            .await;
-        if let Err(error) = finished {
-            tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot record the run's end");
+            .await
+        {
+            Ok(true) => {
+                if let Some(pdf) = pdf
+                    && let Err(error) = self.store.save_report_pdf(run.id, &pdf).await
+                {
+                    tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot store the report PDF");
+                }
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    run_id = run.id,
+                    "the run was ended elsewhere (reaped); outcome not recorded"
+                );
+            }
+            Err(error) => {
+                tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot record the run's end");
+            }
         }
     }
 
@@ -175,27 +211,38 @@ impl Worker {
     ) -> Result<Summary, RunError> {
         let _ = phase.send(Phase::Fetching);
         let source = FileSource::Local(LocalDirSource::new(self.settings.inbox_dir.clone()));
-        let listing = source.list().await?;
-        let choice = choose_newest(listing, self.clock.now(), self.settings.min_file_age);
-        for ignored in &choice.ignored {
-            let _ = self
-                .store
-                .append_run_log(
-                    run.id,
-                    crate::store::LogLevel::Warn,
-                    &format!("ignored {}: {}", ignored.name, ignored.reason),
-                )
-                .await;
-        }
-        let listed = choice
-            .chosen
-            .ok_or_else(|| RunError::NoFile(source.to_string()))?;
         let work_dir = self.settings.work_dir.join(format!("run-{}", run.id));
         tokio::fs::create_dir_all(&work_dir)
             .await
-            .map_err(RunError::Open)?;
-        let fetched = source.download(&listed, &work_dir).await?;
-        let input = std::fs::File::open(&fetched.path).map_err(RunError::Open)?;
+            .map_err(RunError::WorkDir)?;
+        let result = self.import_from(run, &source, &work_dir, phase).await;
+        if let Err(error) = tokio::fs::remove_dir_all(&work_dir).await {
+            tracing::warn!(run_id = run.id, %error, "cannot remove the run's work folder");
+        }
+        result
+    }
+
+    async fn import_from(
+        &self,
+        run: &RunRecord,
+        source: &FileSource,
+        work_dir: &Path,
+        phase: &watch::Sender<Phase>,
+    ) -> Result<Summary, RunError> {
+        let log = StoreRunLog {
+            store: &self.store,
+            run_id: run.id,
+        };
+        let fetched = fetch_file(
+            source,
+            &self.store,
+            work_dir,
+            self.clock.now(),
+            &self.settings.fetch,
+            &log,
+        )
+        .await?;
+        let input = std::fs::File::open(&fetched.file.path).map_err(RunError::WorkDir)?;
         let request = ImportRequest {
             run_id: run.id,
             run_date: self
@@ -206,25 +253,55 @@ impl Worker {
             dry_run: run.dry_run,
             force: run.force,
             file: FileInfo {
-                name: fetched.name.to_string(),
-                sha256: fetched.sha256_hex(),
-                from_cache: false,
+                name: fetched.file.name.to_string(),
+                sha256: fetched.file.sha256_hex(),
+                from_cache: fetched.from_cache,
             },
         };
         let progress = RunProgress {
             phases: phase,
             replace_gate: self.settings.replace_gate.as_deref(),
         };
-        let summary = run_import(
+        let mut summary = run_import(
             &self.store,
             input,
             &request,
             &self.settings.import,
             &progress,
         )
-        .await;
-        let _ = tokio::fs::remove_dir_all(&work_dir).await;
-        Ok(summary?)
+        .await?;
+        summary.notes.extend(fetched.notes);
+        Ok(summary)
+    }
+
+    /// Renders the run's PDF report; a rendering failure is logged, and the run keeps
+    /// its structured summary.
+    async fn render_report(&self, run: &RunRecord, summary: &Summary) -> Option<Vec<u8>> {
+        let header = ReportHeader {
+            district: self.settings.district_name.clone(),
+            task_description: run.task_description.clone(),
+            run_id: run.id,
+            run_by: run.run_by.clone(),
+            started_at: run.started_at.unwrap_or_else(|| self.clock.now()),
+            ended_at: Some(self.clock.now()),
+            time_zone: self.settings.time_zone.clone(),
+        };
+        let summary = summary.clone();
+        let span = tracing::info_span!("render_report");
+        let rendered =
+            tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
+                .await;
+        match rendered {
+            Ok(Ok(pdf)) => Some(pdf),
+            Ok(Err(error)) => {
+                tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot render the report");
+                None
+            }
+            Err(error) => {
+                tracing::error!(run_id = run.id, %error, "the report renderer stopped");
+                None
+            }
+        }
     }
 
     /// Beats until the store refuses the heartbeat (the run was taken over), then
@@ -276,7 +353,7 @@ pub fn phase_name(phase: Phase) -> &'static str {
 /// What the run's `error` column says: for an operator, without internal detail.
 fn operator_message(error: &RunError) -> String {
     match error {
-        RunError::Store(_) | RunError::Import(crate::import::ImportError::Store(_)) => {
+        RunError::Import(crate::import::ImportError::Store(_)) => {
             "the database failed during the import; nothing was changed".into()
         }
         other => other.to_string(),

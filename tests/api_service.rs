@@ -338,6 +338,25 @@ async fn run_now_imports_and_watch_run_follows_it_to_the_end(backend: Backend) {
 
     let rows = common::records_written_by(&app.store, run.id).await;
     assert!(rows > 0, "records carry the run id");
+
+    let mut chunks = app
+        .client
+        .clone()
+        .download_report(proto::DownloadReportRequest { run_id: run.id })
+        .await
+        .expect("download report")
+        .into_inner();
+    let mut pdf = Vec::new();
+    let mut total = 0;
+    while let Some(chunk) = chunks.message().await.expect("chunk") {
+        total = chunk.total_size;
+        pdf.extend_from_slice(&chunk.chunk);
+    }
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    assert_eq!(usize::try_from(total).ok(), Some(pdf.len()));
+    let text = support::pdf_text(&pdf);
+    assert!(text.contains("Import Summary"), "{text}");
+    assert!(text.contains(&format!("{}", run.id)));
 }
 
 async fn run_now_works_for_an_inactive_task(backend: Backend) {

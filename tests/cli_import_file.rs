@@ -147,6 +147,24 @@ async fn dry_run_exits_zero_and_a_rejected_file_exits_two() {
         .unwrap_or_default();
     assert!(reason.contains("FirstName"), "{reason}");
 
+    let pdf_path = dir.path().join("report.pdf");
+    let with_pdf = alis_import(&[
+        "import-file",
+        &path,
+        "--database-url",
+        &url,
+        "--pdf",
+        pdf_path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        with_pdf.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&with_pdf.stderr)
+    );
+    let text = support::pdf_text(&std::fs::read(&pdf_path).expect("pdf written"));
+    assert!(text.contains("Import Summary"), "{text}");
+
     let human = alis_import(&["import-file", &path, "--database-url", &url]);
     assert_eq!(human.status.code(), Some(0));
     let text = String::from_utf8_lossy(&human.stdout);

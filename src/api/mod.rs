@@ -33,6 +33,8 @@ use crate::worker::Worker;
 const DEFAULT_PAGE_SIZE: u32 = 50;
 /// The most rows a ListTasks page returns.
 const MAX_PAGE_SIZE: u32 = 500;
+/// The largest chunk DownloadReport sends.
+const REPORT_CHUNK: usize = 1024 * 1024;
 /// How often WatchRun looks at the run (it may execute on another replica).
 const WATCH_POLL: Duration = Duration::from_millis(200);
 
@@ -77,6 +79,9 @@ fn id(value: i64, field: &str) -> Result<i64, ApiError> {
         Err(ApiError::invalid(field, "must be a positive id"))
     }
 }
+
+type ReportStream =
+    Pin<Box<dyn Stream<Item = Result<proto::DownloadReportResponse, Status>> + Send>>;
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::WatchRunResponse, Status>> + Send>>;
 
@@ -320,6 +325,32 @@ impl CertImportService for CertImportApi {
             summary: Some(convert::summary(&summary)),
             summary_json,
         }))
+    }
+
+    type DownloadReportStream = ReportStream;
+
+    async fn download_report(
+        &self,
+        request: Request<proto::DownloadReportRequest>,
+    ) -> Result<Response<Self::DownloadReportStream>, Status> {
+        let run_id = id(request.get_ref().run_id, "run_id")?;
+        let pdf = self
+            .store
+            .report_pdf(run_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("PDF report of run {run_id}")))?;
+        let total_size = i64::try_from(pdf.len()).unwrap_or(i64::MAX);
+        let chunks: Vec<Result<proto::DownloadReportResponse, Status>> = pdf
+            .chunks(REPORT_CHUNK)
+            .map(|chunk| {
+                Ok(proto::DownloadReportResponse {
+                    chunk: chunk.to_vec(),
+                    total_size,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
     async fn get_run_log(

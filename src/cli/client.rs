@@ -290,10 +290,13 @@ pub struct ReportArgs {
 
 #[derive(Debug, Subcommand)]
 enum ReportCommand {
-    /// Print a run's summary as JSON.
+    /// Print a run's summary as JSON, or with `-o` save its PDF report.
     Get {
         /// Run id.
         run: i64,
+        /// Write the PDF report to this file instead.
+        #[arg(short = 'o', long = "output")]
+        output: Option<std::path::PathBuf>,
     },
     /// Print a run's log (skipped names, fallbacks, connection errors).
     Log {
@@ -306,7 +309,24 @@ impl ReportArgs {
     pub(super) async fn run(self) -> anyhow::Result<ExitCode> {
         let mut client = self.server.connect().await?;
         match self.command {
-            ReportCommand::Get { run } => {
+            ReportCommand::Get {
+                run,
+                output: Some(path),
+            } => {
+                let mut chunks = client
+                    .download_report(proto::DownloadReportRequest { run_id: run })
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                let mut pdf = Vec::new();
+                while let Some(chunk) = chunks.message().await.map_err(status_error)? {
+                    pdf.extend_from_slice(&chunk.chunk);
+                }
+                std::fs::write(&path, &pdf)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{} ({} bytes)", path.display(), pdf.len());
+            }
+            ReportCommand::Get { run, output: None } => {
                 let report = client
                     .get_report(proto::GetReportRequest { run_id: run })
                     .await

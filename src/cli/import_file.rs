@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::DatabaseArgs;
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportRequest, ImportSettings, run_import};
+use crate::report::{ReportHeader, render_pdf};
 use crate::store::{NewRun, RunOutcome, RunStatus};
 
 /// Exit status of a refused import (nothing changed).
@@ -51,6 +52,18 @@ pub struct ImportFileArgs {
     #[arg(long, default_value = "local")]
     run_by: String,
 
+    /// Also write the PDF report to this file.
+    #[arg(long)]
+    pdf: Option<PathBuf>,
+
+    /// The district's name on the PDF report.
+    #[arg(
+        long,
+        env = "ALIS_DISTRICT_NAME",
+        default_value = "Sample Supervisory Union"
+    )]
+    district_name: String,
+
     /// Mass-deletion guard threshold in percent; 0 turns it off.
     #[arg(long, env = "ALIS_GUARD_MAX_DROP_PERCENT", default_value_t = 20)]
     guard_max_drop_percent: u32,
@@ -60,13 +73,12 @@ impl ImportFileArgs {
     /// Imports the file. Exit status: 0 when applied or a dry run, 2 when refused
     /// (nothing changed), 1 on failure (nothing changed either).
     pub(super) async fn run(self) -> anyhow::Result<ExitCode> {
+        let zone = jiff::tz::TimeZone::get(&self.time_zone)
+            .with_context(|| format!("unknown time zone {:?}", self.time_zone))?;
+        let started_at = jiff::Timestamp::now();
         let run_date = match self.as_of {
             Some(date) => date,
-            None => {
-                let zone = jiff::tz::TimeZone::get(&self.time_zone)
-                    .with_context(|| format!("unknown time zone {:?}", self.time_zone))?;
-                jiff::Timestamp::now().to_zoned_datetime(zone).date()
-            }
+            None => started_at.to_zoned_datetime(zone.clone()).date(),
         };
         let file = file_info(&self.path)?;
         let input = std::fs::File::open(&self.path)
@@ -124,7 +136,21 @@ impl ImportFileArgs {
                 error: None,
             },
         };
+        // The report is rendered once and kept with the run, like the service does.
+        let header = ReportHeader {
+            district: self.district_name.clone(),
+            task_description: None,
+            run_id,
+            run_by: self.run_by.clone(),
+            started_at,
+            ended_at: Some(jiff::Timestamp::now()),
+            time_zone: zone,
+        };
+        let pdf = render_pdf(&header, &summary).context("rendering the PDF report")?;
         let finished = store.finish_run(run_id, &outcome, Some(&summary)).await?;
+        if finished {
+            store.save_report_pdf(run_id, &pdf).await?;
+        }
         store.close().await;
         if !finished {
             anyhow::bail!(
@@ -133,6 +159,10 @@ impl ImportFileArgs {
             );
         }
 
+        if let Some(path) = &self.pdf {
+            std::fs::write(path, &pdf)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         } else {

@@ -8,27 +8,8 @@ use std::future::Future;
 
 use crate::store::StoreError;
 
-/// The severity of a run log line; stored as `INFO`, `WARN`, `ERROR`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunLogLevel {
-    /// What the run did.
-    Info,
-    /// Something an operator should know: a fallback, a damaged cache entry.
-    Warn,
-    /// Why the run failed.
-    Error,
-}
-
-impl RunLogLevel {
-    /// The stored form, as `import_run_log.level` holds it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "INFO",
-            Self::Warn => "WARN",
-            Self::Error => "ERROR",
-        }
-    }
-}
+/// The severity of a run log line: the store's, under the name the fetch step uses.
+pub use crate::store::LogLevel as RunLogLevel;
 
 /// The run's own log (GetRunLog, `alis-import report`), into which the fetch step
 /// writes what it saw and decided. The worker implements it over the store's run log

@@ -15,9 +15,9 @@
 
 mod district;
 mod erp;
-mod instant;
 mod events;
 mod file_cache;
+mod instant;
 mod runs;
 mod tasks;
 
@@ -29,13 +29,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use erp::Holdings;
+pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
+pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 pub use runs::{
     Claim, LogEntry, LogLevel, NewRun, RunFilter, RunOutcome, RunPage, RunRecord, RunStatus,
     StartedRun, TimeRange,
 };
 pub use tasks::{Task, TaskDraft};
-pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
-pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 
 static POSTGRES_ERP: Migrator = sqlx::migrate!("migrations/postgres/erp");
 static POSTGRES_SERVICE: Migrator = sqlx::migrate!("migrations/postgres/service");

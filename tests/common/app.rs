@@ -45,7 +45,6 @@ pub struct AppOptions {
     pub replace_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
-
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, AppOptions::default()).await
 }

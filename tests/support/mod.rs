@@ -113,3 +113,24 @@ pub fn artifacts_dir() -> PathBuf {
         .unwrap_or_else(|e| panic!("create test artifacts directory {}: {e}", dir.display()));
     dir
 }
+
+/// The text of a PDF as poppler's `pdftotext -layout` reads it.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let dir = temp_dir();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, pdf).expect("write the PDF for pdftotext");
+    let out = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run pdftotext ({e}): install it with scripts/install-test-deps (Debian poppler-utils)")
+        });
+    assert!(
+        out.status.success(),
+        "pdftotext failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
