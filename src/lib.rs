@@ -8,6 +8,7 @@
 //!   employees, [`import::summary`] computes the report's figures, and
 //!   [`import::run_import`] drives parse → plan → guard → replace against a store.
 //! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
+//! - [`secrets`]: the SFTP credentials, from Vault (token, AppRole, Kubernetes) or dev values.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
@@ -19,5 +20,6 @@ pub mod cli;
 pub mod import;
 pub mod sample;
 pub mod scheduler;
+pub mod secrets;
 pub mod source;
 pub mod store;

@@ -58,7 +58,7 @@ pub(super) async fn list(
         connection.sftp.read_dir(settings.folder.as_str()),
     )
     .await?
-    .map_err(|error| failed(error.to_string()))?;
+    .map_err(|error| failed(describe(&error)))?;
     let mut listing = Listing::default();
     for entry in entries {
         match classify(&entry).map_err(failed)? {
@@ -151,7 +151,7 @@ pub(super) async fn download(
         connection.sftp.open(remote_path.as_str()),
     )
     .await?
-    .map_err(|error| failed(0, format!("cannot open it: {error}")))?;
+    .map_err(|error| failed(0, format!("cannot open it: {}", describe(&error))))?;
 
     // Hashing and writing happen on the blocking pool while the next blocks arrive.
     let (blocks, queue) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
@@ -197,7 +197,12 @@ pub(super) async fn download(
     }
     let after = within(settings, credentials, remote.metadata())
         .await?
-        .map_err(|error| failed(received, format!("cannot read its attributes: {error}")))?;
+        .map_err(|error| {
+            failed(
+                received,
+                format!("cannot read its attributes: {}", describe(&error)),
+            )
+        })?;
     if let Some((size, modified)) = size_and_mtime(&after) {
         if size != listed.size {
             return Err(SftpError::SizeMismatch {
@@ -253,6 +258,23 @@ fn write_blocks(
         written += block.len() as u64;
     }
     Ok((temp, hasher.finalize().into(), written))
+}
+
+/// An SFTP error in words: the server's status message, without repeating the
+/// status name when the message is just that (OpenSSH sends "No such file" for
+/// `SSH_FX_NO_SUCH_FILE`).
+fn describe(error: &russh_sftp::client::error::Error) -> String {
+    match error {
+        russh_sftp::client::error::Error::Status(status) => {
+            let code = status.status_code.to_string();
+            if status.error_message.is_empty() || status.error_message == code {
+                code
+            } else {
+                format!("{code}: {}", status.error_message)
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The file's path on the server: SFTP paths are always `/`-separated.

@@ -1,0 +1,715 @@
+//! HashiCorp Vault (or OpenBao) as the source of the SFTP credentials: a KV v2 read
+//! at a configured mount and path, after authenticating by token, AppRole or
+//! Kubernetes service account, with the token renewed before it expires.
+//!
+//! vaultrs has no token lifecycle of its own, so it is kept here. A token has a lease
+//! (a TTL from when it was obtained); when two thirds of it have passed the token is
+//! renewed (`renew-self`), and when it cannot be renewed (not renewable, refused,
+//! close to its maximum TTL, expired) a method that can log in (AppRole, Kubernetes)
+//! logs in again. A configured static token cannot be replaced: when it expires,
+//! reads fail and say so. Renewal happens lazily at each read and, between reads,
+//! in [`VaultSecrets::run_until_stopped`] (a weekly run would otherwise find a
+//! short-lived token long expired).
+//!
+//! Nothing secret is logged: vaultrs's settings type derives `Debug` with the token
+//! in it, so the client is never formatted, and this module's `Debug` shows only the
+//! address, path and method.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vaultrs::api::AuthInfo;
+use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+use super::{SecretValues, SecretsError, SftpCredentials, credentials_from};
+
+/// How long the renewal job waits after a failed renewal before trying again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+/// How long the renewal job sleeps when the token never expires; it only checks.
+const IDLE_CHECK: Duration = Duration::from_secs(3600);
+/// The renewal job never loops faster than this, whatever the TTL.
+const MIN_WAIT: Duration = Duration::from_millis(250);
+
+/// Where the secret is and how to authenticate. Part of the service's configuration.
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    /// Vault's address, `http(s)://host:port`.
+    pub address: String,
+    /// The KV v2 secrets engine's mount (`secret` in a dev server).
+    pub mount: String,
+    /// The secret's path within the mount, e.g. `alis-import/sftp`.
+    pub path: String,
+    /// How to authenticate.
+    pub auth: VaultAuth,
+    /// A PEM CA bundle to trust for an `https` address (besides the system's roots).
+    pub ca_cert: Option<PathBuf>,
+    /// A Vault Enterprise / OpenBao namespace, if any.
+    pub namespace: Option<String>,
+    /// How long one HTTP request to Vault may take.
+    pub request_timeout: Duration,
+}
+
+impl VaultSettings {
+    /// Settings for the secret at `path` in the `secret` mount, with a 10 s request
+    /// timeout, no extra CA and no namespace.
+    pub fn new(address: impl Into<String>, path: impl Into<String>, auth: VaultAuth) -> Self {
+        Self {
+            address: address.into(),
+            mount: "secret".into(),
+            path: path.into(),
+            auth,
+            ca_cert: None,
+            namespace: None,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How to authenticate to Vault. Secret parts are `SecretString`s (redacted in
+/// `Debug`).
+#[derive(Debug, Clone)]
+pub enum VaultAuth {
+    /// A token given by the configuration. It is renewed while renewable; once it
+    /// expires, reads fail until it is replaced.
+    Token(SecretString),
+    /// AppRole: a role ID and secret ID, exchanged for a token.
+    AppRole {
+        /// The AppRole auth mount (`approle` by default).
+        mount: String,
+        /// The role ID.
+        role_id: String,
+        /// The secret ID.
+        secret_id: SecretString,
+    },
+    /// Kubernetes: the pod's service-account token, exchanged for a Vault token.
+    Kubernetes {
+        /// The Kubernetes auth mount (`kubernetes` by default).
+        mount: String,
+        /// The Vault role bound to the service account.
+        role: String,
+        /// The service-account token file, read at each login (projected tokens
+        /// rotate): [`VaultAuth::KUBERNETES_TOKEN_PATH`] by default.
+        jwt_path: PathBuf,
+    },
+}
+
+impl VaultAuth {
+    /// Where Kubernetes mounts a pod's service-account token.
+    pub const KUBERNETES_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+    fn method(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::AppRole { .. } => "AppRole",
+            Self::Kubernetes { .. } => "Kubernetes",
+        }
+    }
+
+    fn can_log_in(&self) -> bool {
+        !matches!(self, Self::Token(_))
+    }
+}
+
+/// The Vault token's state, for `alis-import check`, metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStatus {
+    /// Logins performed (AppRole, Kubernetes) since startup.
+    pub logins: u64,
+    /// Successful renewals since startup.
+    pub renewals: u64,
+    /// Time left on the current token; `None` before the first use, or when the
+    /// token does not expire.
+    pub expires_in: Option<Duration>,
+    /// Whether the current token can be renewed.
+    pub renewable: bool,
+}
+
+/// Reads the SFTP credentials from Vault; see the module documentation.
+pub struct VaultSecrets {
+    settings: VaultSettings,
+    state: Mutex<TokenState>,
+    logins: AtomicU64,
+    renewals: AtomicU64,
+}
+
+struct TokenState {
+    /// Carries the current token.
+    client: VaultClient,
+    /// The current token's lease; `None` until a token has been obtained (or checked,
+    /// for a configured token).
+    lease: Option<Lease>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    obtained: Instant,
+    /// `None`: the token does not expire (a root token, say).
+    ttl: Option<Duration>,
+    renewable: bool,
+}
+
+impl Lease {
+    fn new(obtained: Instant, ttl_seconds: u64, renewable: bool) -> Self {
+        Self {
+            obtained,
+            ttl: (ttl_seconds > 0).then(|| Duration::from_secs(ttl_seconds)),
+            renewable,
+        }
+    }
+
+    /// When to renew: after two thirds of the TTL, leaving a third for retries.
+    fn renew_at(&self) -> Option<Instant> {
+        self.ttl.map(|ttl| self.obtained + ttl * 2 / 3)
+    }
+
+    fn expires_at(&self) -> Option<Instant> {
+        self.ttl.map(|ttl| self.obtained + ttl)
+    }
+
+    fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at().is_some_and(|at| now >= at)
+    }
+
+    fn is_due(&self, now: Instant) -> bool {
+        self.renew_at().is_some_and(|at| now >= at)
+    }
+}
+
+/// What a failed call was doing, which decides what a 403 or 404 means.
+#[derive(Clone, Copy)]
+enum Call {
+    Read,
+    Login(&'static str),
+    Token,
+}
+
+impl VaultSecrets {
+    /// A provider for `settings`. Checks the address and CA file path; contacts
+    /// nothing until the first read.
+    pub fn new(settings: VaultSettings) -> Result<Self, SecretsError> {
+        let invalid = |reason: String| SecretsError::InvalidAddress {
+            address: settings.address.clone(),
+            reason,
+        };
+        let url = url::Url::parse(&settings.address).map_err(|error| invalid(error.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("expected http://HOST:PORT or https://HOST:PORT".into()));
+        }
+        // Every field is set explicitly: vaultrs's defaults read VAULT_* environment
+        // variables, and nothing below the configuration should.
+        let mut builder = VaultClientSettingsBuilder::default();
+        builder
+            .address(url.as_str())
+            .token(String::new())
+            .timeout(Some(settings.request_timeout))
+            .verify(true)
+            .ca_certs(
+                settings
+                    .ca_cert
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect(),
+            )
+            .identity(None)
+            .namespace(settings.namespace.clone());
+        let client_settings = builder.build().map_err(|error| invalid(error.to_string()))?;
+        let client = VaultClient::new(client_settings).map_err(|error| SecretsError::Vault {
+            address: settings.address.clone(),
+            detail: error_chain(&error),
+        })?;
+        Ok(Self {
+            settings,
+            state: Mutex::new(TokenState {
+                client,
+                lease: None,
+            }),
+            logins: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
+        })
+    }
+
+    /// Reads the SFTP credentials now (authenticating or renewing first if needed).
+    #[tracing::instrument(
+        name = "read_sftp_credentials",
+        skip_all,
+        fields(address = %self.settings.address, path = %self.secret_path())
+    )]
+    pub async fn sftp_credentials(&self) -> Result<SftpCredentials, SecretsError> {
+        let result = async {
+            let values = self.read_secret().await?;
+            credentials_from(&values, &format!("Vault secret {}", self.secret_path()))
+        }
+        .await;
+        if let Err(error) = &result {
+            tracing::warn!(
+                address = %self.settings.address,
+                path = %self.secret_path(),
+                error = %error,
+                "cannot read the SFTP credentials from Vault"
+            );
+        }
+        result
+    }
+
+    /// The token's state.
+    pub async fn token_status(&self) -> TokenStatus {
+        let lease = self.state.lock().await.lease;
+        let now = Instant::now();
+        TokenStatus {
+            logins: self.logins.load(Ordering::Relaxed),
+            renewals: self.renewals.load(Ordering::Relaxed),
+            expires_in: lease
+                .and_then(|lease| lease.expires_at())
+                .map(|at| at.saturating_duration_since(now)),
+            renewable: lease.is_some_and(|lease| lease.renewable),
+        }
+    }
+
+    /// One step of the renewal job: obtains a token if there is none, renews it if
+    /// two thirds of its TTL have passed, logs in again if it cannot be renewed.
+    /// Returns when the next renewal is due (`None`: the token does not expire).
+    pub async fn try_execute_once(&self) -> Result<Option<Instant>, SecretsError> {
+        let mut state = self.state.lock().await;
+        self.ensure_token(&mut state).await?;
+        Ok(state.lease.and_then(|lease| lease.renew_at()))
+    }
+
+    /// Renews the token now, whether due or not (or logs in again if it cannot be
+    /// renewed).
+    pub async fn renew_token(&self) -> Result<(), SecretsError> {
+        let mut state = self.state.lock().await;
+        match state.lease {
+            None => self.obtain_token(&mut state).await,
+            Some(_) => self.renew(&mut state).await,
+        }
+    }
+
+    /// Keeps the token alive between runs until `cancel` fires: renews it when due,
+    /// retries after a failure (logged as a warning; the next read reports it if it
+    /// persists).
+    pub async fn run_until_stopped(&self, cancel: CancellationToken) {
+        loop {
+            let wait = match self.try_execute_once().await {
+                Ok(Some(due)) => due.saturating_duration_since(Instant::now()),
+                Ok(None) => IDLE_CHECK,
+                Err(error) => {
+                    tracing::warn!(
+                        address = %self.settings.address,
+                        error = %error,
+                        "Vault token renewal failed; trying again"
+                    );
+                    RETRY_AFTER_FAILURE
+                }
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait.max(MIN_WAIT)) => {}
+            }
+        }
+    }
+
+    fn secret_path(&self) -> String {
+        format!(
+            "{}/{}",
+            self.settings.mount.trim_matches('/'),
+            self.settings.path.trim_matches('/')
+        )
+    }
+
+    async fn read_secret(&self) -> Result<SecretValues, SecretsError> {
+        let mut state = self.state.lock().await;
+        let logins_before = self.logins.load(Ordering::Relaxed);
+        self.ensure_token(&mut state).await?;
+        let data = match self.read_kv(&state.client).await {
+            // A token revoked or expired behind our back looks like a denied read; a
+            // method that can log in tries once more with a fresh token.
+            Err(ClientError::APIError { code: 403, .. })
+                if self.settings.auth.can_log_in()
+                    && self.logins.load(Ordering::Relaxed) == logins_before =>
+            {
+                self.log_in(&mut state).await?;
+                self.read_kv(&state.client).await
+            }
+            other => other,
+        }
+        .map_err(|error| self.failure(error, Call::Read))?;
+        self.values_from(data)
+    }
+
+    async fn read_kv(
+        &self,
+        client: &VaultClient,
+    ) -> Result<HashMap<String, serde_json::Value>, ClientError> {
+        vaultrs::kv2::read(
+            client,
+            self.settings.mount.trim_matches('/'),
+            self.settings.path.trim_matches('/'),
+        )
+        .await
+    }
+
+    fn values_from(
+        &self,
+        data: HashMap<String, serde_json::Value>,
+    ) -> Result<SecretValues, SecretsError> {
+        let mut values = SecretValues::new();
+        for (key, value) in data {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                serde_json::Value::Number(number) => number.to_string(),
+                serde_json::Value::Null => continue,
+                _ => {
+                    if let Some(key) = super::keys::ALL.iter().find(|k| **k == key) {
+                        return Err(SecretsError::InvalidKey {
+                            location: format!("Vault secret {}", self.secret_path()),
+                            key,
+                            reason: "expected a string".into(),
+                        });
+                    }
+                    continue;
+                }
+            };
+            values.insert(key, SecretString::from(text));
+        }
+        Ok(values)
+    }
+
+    async fn ensure_token(&self, state: &mut TokenState) -> Result<(), SecretsError> {
+        let now = Instant::now();
+        match state.lease {
+            None => self.obtain_token(state).await,
+            Some(lease) if lease.is_expired(now) => {
+                if self.settings.auth.can_log_in() {
+                    self.log_in(state).await
+                } else {
+                    Err(SecretsError::TokenRejected {
+                        address: self.settings.address.clone(),
+                        detail: "the token has expired; configure a new one".into(),
+                    })
+                }
+            }
+            Some(lease) if lease.is_due(now) => self.renew(state).await,
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Logs in, or for a configured token, looks it up to learn its TTL.
+    async fn obtain_token(&self, state: &mut TokenState) -> Result<(), SecretsError> {
+        match &self.settings.auth {
+            VaultAuth::Token(token) => self.look_up_token(state, token).await,
+            _ => self.log_in(state).await,
+        }
+    }
+
+    async fn look_up_token(
+        &self,
+        state: &mut TokenState,
+        token: &SecretString,
+    ) -> Result<(), SecretsError> {
+        state.client.set_token(token.expose_secret());
+        let started = Instant::now();
+        let info = vaultrs::token::lookup_self(&state.client)
+            .await
+            .map_err(|error| self.failure(error, Call::Token))?;
+        state.lease = Some(Lease::new(
+            started,
+            info.ttl,
+            info.renewable.unwrap_or(false),
+        ));
+        Ok(())
+    }
+
+    async fn log_in(&self, state: &mut TokenState) -> Result<(), SecretsError> {
+        let method = self.settings.auth.method();
+        // Login endpoints need no token; an expired one must not be sent along.
+        state.client.set_token("");
+        state.lease = None;
+        let started = Instant::now();
+        let info: AuthInfo = match &self.settings.auth {
+            VaultAuth::Token(token) => return self.look_up_token(state, token).await,
+            VaultAuth::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => vaultrs::auth::approle::login(
+                &state.client,
+                mount,
+                role_id,
+                secret_id.expose_secret(),
+            )
+            .await
+            .map_err(|error| self.failure(error, Call::Login(method)))?,
+            VaultAuth::Kubernetes {
+                mount,
+                role,
+                jwt_path,
+            } => {
+                let jwt = SecretString::from(
+                    tokio::fs::read_to_string(jwt_path)
+                        .await
+                        .map_err(|source| SecretsError::ServiceAccountToken {
+                            path: jwt_path.clone(),
+                            source,
+                        })?
+                        .trim()
+                        .to_owned(),
+                );
+                vaultrs::auth::kubernetes::login(&state.client, mount, role, jwt.expose_secret())
+                    .await
+                    .map_err(|error| self.failure(error, Call::Login(method)))?
+            }
+        };
+        state.client.set_token(&info.client_token);
+        state.lease = Some(Lease::new(started, info.lease_duration, info.renewable));
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            address = %self.settings.address,
+            method,
+            ttl_s = info.lease_duration,
+            renewable = info.renewable,
+            "logged in to Vault"
+        );
+        Ok(())
+    }
+
+    async fn renew(&self, state: &mut TokenState) -> Result<(), SecretsError> {
+        let can_log_in = self.settings.auth.can_log_in();
+        let Some(lease) = state.lease else {
+            return self.obtain_token(state).await;
+        };
+        if !lease.renewable {
+            // A batch token, say: only a new login gives a new lease.
+            return if can_log_in {
+                self.log_in(state).await
+            } else {
+                Ok(())
+            };
+        }
+        let started = Instant::now();
+        match vaultrs::token::renew_self(&state.client, None).await {
+            Ok(info) => {
+                self.renewals.fetch_add(1, Ordering::Relaxed);
+                let renewed = Lease::new(started, info.lease_duration, info.renewable);
+                // Vault caps a renewal at the token's maximum TTL; when the granted
+                // lease has shrunk to under half the original, a fresh login lasts
+                // longer than renewing again.
+                let shrunk = match (renewed.ttl, lease.ttl) {
+                    (Some(new), Some(old)) => new < old / 2,
+                    _ => false,
+                };
+                if shrunk && can_log_in {
+                    return self.log_in(state).await;
+                }
+                if shrunk {
+                    tracing::warn!(
+                        address = %self.settings.address,
+                        ttl_s = info.lease_duration,
+                        "the Vault token is close to its maximum TTL and cannot be renewed \
+                         beyond it; configure a new token before it expires"
+                    );
+                }
+                state.lease = Some(renewed);
+                tracing::debug!(
+                    address = %self.settings.address,
+                    ttl_s = info.lease_duration,
+                    "renewed the Vault token"
+                );
+                Ok(())
+            }
+            Err(error) if can_log_in => {
+                tracing::info!(
+                    address = %self.settings.address,
+                    error = %error_chain(&error),
+                    "cannot renew the Vault token; logging in again"
+                );
+                self.log_in(state).await
+            }
+            Err(error) => Err(self.failure(error, Call::Token)),
+        }
+    }
+
+    fn failure(&self, error: ClientError, call: Call) -> SecretsError {
+        let address = self.settings.address.clone();
+        match error {
+            ClientError::APIError { code, errors } => {
+                let said = if errors.is_empty() {
+                    format!("HTTP {code}")
+                } else {
+                    format!("HTTP {code}: {}", errors.join("; ").trim())
+                };
+                match (call, code) {
+                    (Call::Read, 403) => SecretsError::PermissionDenied {
+                        path: self.secret_path(),
+                        address,
+                    },
+                    (Call::Read, 404) => SecretsError::NotFound {
+                        path: self.secret_path(),
+                        address,
+                    },
+                    (Call::Login(method), 400 | 403) => SecretsError::LoginFailed {
+                        method,
+                        address,
+                        detail: said,
+                    },
+                    (Call::Token, 403) => SecretsError::TokenRejected {
+                        address,
+                        detail: format!("{said} (expired, revoked or unknown)"),
+                    },
+                    _ => SecretsError::Vault {
+                        address,
+                        detail: said,
+                    },
+                }
+            }
+            ClientError::RestClientError { source } => unreachable_or_other(address, source),
+            other => SecretsError::Vault {
+                address,
+                detail: error_chain(&other),
+            },
+        }
+    }
+}
+
+/// Transport failures (refused, timed out, TLS) are "unreachable"; a non-JSON error
+/// answer is a Vault error with its status.
+fn unreachable_or_other(address: String, error: rustify::errors::ClientError) -> SecretsError {
+    use rustify::errors::ClientError as Rest;
+    match &error {
+        Rest::ServerResponseError { code, .. } => SecretsError::Vault {
+            address,
+            detail: format!("HTTP {code}"),
+        },
+        Rest::RequestError { .. } | Rest::ResponseError { .. } => SecretsError::Unreachable {
+            address,
+            detail: error_chain(&error),
+        },
+        _ => SecretsError::Vault {
+            address,
+            detail: error_chain(&error),
+        },
+    }
+}
+
+/// An error and its causes, `: `-joined, without the libraries' generic wrappers.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    const WRAPPERS: [&str; 3] = [
+        "An error occurred with the request",
+        "Error sending HTTP request",
+        "Error retrieving HTTP response",
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !WRAPPERS.contains(&text.as_str()) && !parts.contains(&text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    if parts.is_empty() {
+        error.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+impl fmt::Debug for VaultSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultSecrets")
+            .field("address", &self.settings.address)
+            .field("secret", &self.secret_path())
+            .field("auth", &self.settings.auth.method())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Vault at https://vault:8200 (secret secret/alis-import/sftp, AppRole auth)`.
+impl fmt::Display for VaultSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Vault at {} (secret {}, {} auth)",
+            self.settings.address,
+            self.secret_path(),
+            self.settings.auth.method()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_due_after_two_thirds_and_expired_at_its_ttl() {
+        let start = Instant::now();
+        let lease = Lease::new(start, 30, true);
+        assert!(!lease.is_due(start + Duration::from_secs(19)));
+        assert!(lease.is_due(start + Duration::from_secs(20)));
+        assert!(!lease.is_expired(start + Duration::from_secs(29)));
+        assert!(lease.is_expired(start + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_token_without_ttl_is_never_due() {
+        let start = Instant::now();
+        let lease = Lease::new(start, 0, false);
+        assert_eq!(lease.renew_at(), None);
+        assert!(!lease.is_expired(start + Duration::from_secs(1 << 30)));
+    }
+
+    #[test]
+    fn an_invalid_address_is_refused_before_any_request() {
+        for address in ["vault:8200", "ftp://vault:8200", "http://", "not a url"] {
+            let error = VaultSecrets::new(VaultSettings::new(
+                address,
+                "alis/sftp",
+                VaultAuth::Token("t".into()),
+            ))
+            .unwrap_err();
+            assert!(
+                matches!(error, SecretsError::InvalidAddress { .. }),
+                "{address}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_and_display_show_no_token_or_secret_id() {
+        let vault = VaultSecrets::new(VaultSettings::new(
+            "http://127.0.0.1:8200",
+            "alis/sftp",
+            VaultAuth::AppRole {
+                mount: "approle".into(),
+                role_id: "role-1".into(),
+                secret_id: "SECRET-ID-VALUE".into(),
+            },
+        ))
+        .unwrap();
+        let settings = VaultSettings::new(
+            "http://127.0.0.1:8200",
+            "alis/sftp",
+            VaultAuth::Token("TOKEN-VALUE".into()),
+        );
+        for shown in [
+            format!("{vault:?}"),
+            vault.to_string(),
+            format!("{settings:?}"),
+        ] {
+            assert!(!shown.contains("SECRET-ID-VALUE"), "{shown}");
+            assert!(!shown.contains("TOKEN-VALUE"), "{shown}");
+        }
+        assert_eq!(
+            vault.to_string(),
+            "Vault at http://127.0.0.1:8200 (secret secret/alis/sftp, AppRole auth)"
+        );
+    }
+}
