@@ -31,11 +31,7 @@ async fn main() {
     let server = sshd::SshServer::start("bench-password");
     let mut bytes = vec![0u8; size];
     fastrand::fill(&mut bytes);
-    server.put(
-        NAME,
-        &bytes,
-        SystemTime::now() - Duration::from_secs(3600),
-    );
+    server.put(NAME, &bytes, SystemTime::now() - Duration::from_secs(3600));
     drop(bytes);
     let work = tempfile::tempdir().unwrap();
     let batch = work.path().join("batch");

@@ -431,9 +431,18 @@ async fn a_port_that_accepts_but_never_answers_times_out_in_the_handshake() {
     );
 }
 
-/// Forwards connections to `target`, closing each after `limit` bytes have come
-/// back from the server.
-async fn cutting_proxy(target: u16, limit: usize) -> (u16, tokio::task::JoinHandle<()>) {
+/// What the proxy does once `limit` bytes have come back from the server.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// Closes both connections.
+    Close,
+    /// Keeps both open but forwards nothing more (a stalled server or network).
+    Stall,
+}
+
+/// Forwards connections to `target`, cutting each after `limit` bytes have come back
+/// from the server.
+async fn cutting_proxy(target: u16, limit: usize, cut: Cut) -> (u16, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
@@ -459,6 +468,11 @@ async fn cutting_proxy(target: u16, limit: usize) -> (u16, tokio::task::JoinHand
                         }
                     }
                 }
+                if let Cut::Stall = cut {
+                    // Hold everything open until the test ends.
+                    let _held = (server_read, client_write);
+                    std::future::pending::<()>().await;
+                }
                 upstream.abort();
                 // Dropping both halves closes both connections.
             });
@@ -474,7 +488,7 @@ async fn a_transfer_cut_part_way_fails_and_leaves_nothing_behind() {
     let bytes: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
     server.put(name, &bytes, an_hour_ago());
     // Enough for the handshake, login and listing; far less than the file.
-    let (proxy_port, proxy) = cutting_proxy(server.port(), 1_000_000).await;
+    let (proxy_port, proxy) = cutting_proxy(server.port(), 1_000_000, Cut::Close).await;
     let mut credentials = credentials(&server);
     credentials.port = proxy_port;
     let settings = SftpSettings {
@@ -588,4 +602,46 @@ async fn a_missing_folder_is_a_listing_error_naming_it() {
     );
     assert_eq!(error.event_kind(), "listing_error");
     assert!(error.to_string().contains(&folder), "{error}");
+}
+
+#[tokio::test]
+async fn a_transfer_that_stalls_times_out_and_leaves_nothing_behind() {
+    let server = SshServer::start("stalled-transfer-pw");
+    let name = "Curr_Lic_Eds_End_Limits_20261127.csv";
+    let bytes: Vec<u8> = (0..4_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    server.put(name, &bytes, an_hour_ago());
+    let (proxy_port, proxy) = cutting_proxy(server.port(), 1_000_000, Cut::Stall).await;
+    let mut credentials = credentials(&server);
+    credentials.port = proxy_port;
+    let inactivity_timeout = Duration::from_secs(2);
+    let settings = SftpSettings {
+        inactivity_timeout,
+        ..settings(&server)
+    };
+    let source = SftpSource::new(settings, credentials);
+    let dest = TempDir::new().unwrap();
+    let file = source.list().await.unwrap().files.remove(0);
+    let started = Instant::now();
+
+    let error = source.download(&file, dest.path()).await.unwrap_err();
+    let elapsed = started.elapsed();
+    proxy.abort();
+
+    assert!(
+        matches!(
+            &error,
+            SftpError::Timeout {
+                phase: TimeoutPhase::Inactivity,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.event_kind(), "timeout");
+    assert!(elapsed >= inactivity_timeout, "{elapsed:?}");
+    assert!(
+        elapsed < inactivity_timeout + Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    assert_eq!(entries_in(dest.path()), Vec::<String>::new());
 }

@@ -111,9 +111,8 @@ async fn credentials_are_read_with_a_token() {
         }),
     );
     let token = reader_token(&bao, path, "1h");
-    let provider = SecretsProvider::Vault(
-        VaultSecrets::new(token_settings(&bao, path, &token)).unwrap(),
-    );
+    let provider =
+        SecretsProvider::Vault(VaultSecrets::new(token_settings(&bao, path, &token)).unwrap());
 
     let credentials = provider.sftp_credentials().await.unwrap();
 
@@ -146,8 +145,11 @@ async fn approle_logs_in_and_reads_without_showing_its_secret_id() {
     put_credentials(&bao, path, "approle-Pa55");
     bao.read_policy("alis-reader", path);
     bao.enable_approle();
-    let (role_id, secret_id) =
-        bao.create_approle("alis-import", &["alis-reader"], json!({ "token_ttl": "1h" }));
+    let (role_id, secret_id) = bao.create_approle(
+        "alis-import",
+        &["alis-reader"],
+        json!({ "token_ttl": "1h" }),
+    );
     let vault = VaultSecrets::new(VaultSettings::new(
         bao.address(),
         path,
@@ -165,7 +167,11 @@ async fn approle_logs_in_and_reads_without_showing_its_secret_id() {
     assert_eq!(credentials.password.expose_secret(), "approle-Pa55");
     assert_eq!(status.logins, 1);
     assert!(status.renewable);
-    assert!(status.expires_in.is_some_and(|left| left > Duration::from_secs(3000)));
+    assert!(
+        status
+            .expires_in
+            .is_some_and(|left| left > Duration::from_secs(3000))
+    );
     for shown in [format!("{vault:?}"), vault.to_string(), logs_text()] {
         assert!(!shown.contains(&secret_id), "secret ID leaked: {shown}");
         assert!(!shown.contains("approle-Pa55"), "password leaked");
@@ -201,7 +207,10 @@ async fn vault_stopped_is_a_clear_unreachable_error() {
     let started = std::time::Instant::now();
     let error = vault.sftp_credentials().await.unwrap_err();
 
-    assert!(matches!(error, SecretsError::Unreachable { .. }), "{error:?}");
+    assert!(
+        matches!(error, SecretsError::Unreachable { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(
         message.starts_with(&format!("Vault unreachable at {}", bao.address())),
@@ -252,7 +261,10 @@ async fn a_missing_secret_and_a_missing_key_are_named() {
     let not_found = missing.sftp_credentials().await.unwrap_err();
     let no_key = incomplete.sftp_credentials().await.unwrap_err();
 
-    assert!(matches!(not_found, SecretsError::NotFound { .. }), "{not_found:?}");
+    assert!(
+        matches!(not_found, SecretsError::NotFound { .. }),
+        "{not_found:?}"
+    );
     assert!(
         not_found
             .to_string()
@@ -260,7 +272,13 @@ async fn a_missing_secret_and_a_missing_key_are_named() {
         "{not_found}"
     );
     assert!(
-        matches!(no_key, SecretsError::MissingKey { key: "fingerprint", .. }),
+        matches!(
+            no_key,
+            SecretsError::MissingKey {
+                key: "fingerprint",
+                ..
+            }
+        ),
         "{no_key:?}"
     );
     assert_eq!(
@@ -297,7 +315,9 @@ async fn a_short_lived_token_is_kept_alive_by_renewal() {
     assert_eq!(status.logins, 0);
     assert_eq!(credentials.password.expose_secret(), "renewal-Pa55");
     assert!(
-        bao.lookup_token(&token)["last_renewal_time"].as_i64().is_some(),
+        bao.lookup_token(&token)["last_renewal_time"]
+            .as_i64()
+            .is_some(),
         "{}",
         bao.lookup_token(&token)
     );
@@ -331,8 +351,7 @@ async fn a_token_that_cannot_be_renewed_is_replaced_by_a_fresh_login() {
     let status = {
         let renewing = vault.run_until_stopped(cancel.clone());
         let waiting = async {
-            let status =
-                wait_for_status(&vault, Duration::from_secs(20), |s| s.logins >= 3).await;
+            let status = wait_for_status(&vault, Duration::from_secs(20), |s| s.logins >= 3).await;
             cancel.cancel();
             status
         };
@@ -354,8 +373,11 @@ async fn a_revoked_approle_token_is_replaced_at_the_next_read() {
     put_credentials(&bao, path, "revoked-Pa55");
     bao.read_policy("alis-reader", path);
     bao.enable_approle();
-    let (role_id, secret_id) =
-        bao.create_approle("alis-import", &["alis-reader"], json!({ "token_ttl": "1h" }));
+    let (role_id, secret_id) = bao.create_approle(
+        "alis-import",
+        &["alis-reader"],
+        json!({ "token_ttl": "1h" }),
+    );
     let vault = VaultSecrets::new(VaultSettings::new(
         bao.address(),
         path,
@@ -383,8 +405,11 @@ async fn a_wrong_approle_secret_id_is_a_login_error() {
     put_credentials(&bao, path, "bad-login-Pa55");
     bao.read_policy("alis-reader", path);
     bao.enable_approle();
-    let (role_id, _) =
-        bao.create_approle("alis-import", &["alis-reader"], json!({ "token_ttl": "1h" }));
+    let (role_id, _) = bao.create_approle(
+        "alis-import",
+        &["alis-reader"],
+        json!({ "token_ttl": "1h" }),
+    );
     let wrong_secret_id = "00000000-1111-2222-3333-444444444444";
     let vault = VaultSecrets::new(VaultSettings::new(
         bao.address(),
@@ -400,7 +425,13 @@ async fn a_wrong_approle_secret_id_is_a_login_error() {
     let error = vault.sftp_credentials().await.unwrap_err();
 
     assert!(
-        matches!(error, SecretsError::LoginFailed { method: "AppRole", .. }),
+        matches!(
+            error,
+            SecretsError::LoginFailed {
+                method: "AppRole",
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(
@@ -410,4 +441,208 @@ async fn a_wrong_approle_secret_id_is_a_login_error() {
         "{error}"
     );
     assert!(!error.to_string().contains(wrong_secret_id));
+}
+
+/// Vault insists on a Kubernetes CA certificate even for a plain-HTTP API; this
+/// self-signed one is never used to verify anything.
+const FAKE_KUBERNETES_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBkjCCATegAwIBAgIUNn2mMQ7Uu+A+F0tzYieCmA86ITkwCgYIKoZIzj0EAwIw
+HTEbMBkGA1UEAwwSZmFrZS1rdWJlcm5ldGVzLWNhMCAXDTI2MTEzMDAzNTIwMloY
+DzIxMjYxMTA2MDM1MjAyWjAdMRswGQYDVQQDDBJmYWtlLWt1YmVybmV0ZXMtY2Ew
+WTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASQS3g//iFg4hiW/U6nzOL0g4a9z8hE
+4n4xxKcOlWcbdogc9/tNfWRUGQESnTKuPyO4I2+pX8PY+EmNZeOBStKco1MwUTAd
+BgNVHQ4EFgQUKGc41B7l/PJ1DRnN3IUaxWAbc54wHwYDVR0jBBgwFoAUKGc41B7l
+/PJ1DRnN3IUaxWAbc54wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNJADBG
+AiEA7pv83unZ6CbuYBI+wds5PXQe/uXrZMzzKX39Dr8XtX8CIQD0roICRvrSirM/
+oxyAM5+vSx+omcJA5J8aVzJB3ZsTnQ==
+-----END CERTIFICATE-----";
+
+/// base64url without padding, for the test JWT.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A service-account token as Kubernetes issues it (legacy claims). Its signature is
+/// not checked by Vault: the token review below vouches for it.
+fn service_account_jwt(namespace: &str, name: &str, uid: &str) -> String {
+    let header = json!({ "alg": "RS256", "typ": "JWT", "kid": "test" });
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+        "kubernetes.io/serviceaccount/namespace": namespace,
+        "kubernetes.io/serviceaccount/secret.name": format!("{name}-token"),
+        "kubernetes.io/serviceaccount/service-account.name": name,
+        "kubernetes.io/serviceaccount/service-account.uid": uid,
+    });
+    format!(
+        "{}.{}.{}",
+        base64url(header.to_string().as_bytes()),
+        base64url(claims.to_string().as_bytes()),
+        base64url(b"not-a-real-signature")
+    )
+}
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint: vouches for `jwt` as
+/// the service account `namespace/name`, refuses anything else. Returns its port and
+/// the number of reviews it answered.
+async fn fake_token_review_api(
+    jwt: String,
+    namespace: &'static str,
+    name: &'static str,
+    uid: &'static str,
+) -> (u16, Arc<Mutex<u32>>, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reviews = Arc::new(Mutex::new(0));
+    let counter = reviews.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buffer = [0; 4096];
+            // Headers, then as much body as Content-Length says.
+            let body = loop {
+                let n = stream.read(&mut buffer).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|line| {
+                            let (key, value) = line.split_once(':')?;
+                            key.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            let Some(body) = body else { continue };
+            let review: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let authenticated = review["spec"]["token"].as_str() == Some(jwt.as_str());
+            *counter.lock().unwrap() += 1;
+            let answer = json!({
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "status": {
+                    "authenticated": authenticated,
+                    "user": {
+                        "username": format!("system:serviceaccount:{namespace}:{name}"),
+                        "uid": uid,
+                        "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{namespace}")],
+                    },
+                },
+            })
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    (port, reviews, task)
+}
+
+#[tokio::test]
+async fn kubernetes_auth_logs_in_with_the_service_account_token_file() {
+    let bao = OpenBao::start();
+    let path = "alis/kubernetes";
+    put_credentials(&bao, path, "kubernetes-Pa55");
+    bao.read_policy("alis-reader", path);
+    let jwt = service_account_jwt("district", "alis-import", "9f0c6a52-uid");
+    let (api_port, reviews, api) =
+        fake_token_review_api(jwt.clone(), "district", "alis-import", "9f0c6a52-uid").await;
+    bao.api(
+        "POST",
+        "sys/auth/kubernetes",
+        Some(json!({ "type": "kubernetes" })),
+    );
+    bao.api(
+        "POST",
+        "auth/kubernetes/config",
+        Some(json!({
+            "kubernetes_host": format!("http://127.0.0.1:{api_port}"),
+            "disable_local_ca_jwt": true,
+            "kubernetes_ca_cert": FAKE_KUBERNETES_CA,
+        })),
+    );
+    bao.api(
+        "POST",
+        "auth/kubernetes/role/alis-import",
+        Some(json!({
+            "bound_service_account_names": ["alis-import"],
+            "bound_service_account_namespaces": ["district"],
+            "token_policies": ["alis-reader"],
+            "token_ttl": "1h",
+        })),
+    );
+    let pod = tempfile::tempdir().unwrap();
+    let jwt_path = pod.path().join("token");
+    std::fs::write(&jwt_path, format!("{jwt}\n")).unwrap();
+    let vault = VaultSecrets::new(VaultSettings::new(
+        bao.address(),
+        path,
+        VaultAuth::Kubernetes {
+            mount: "kubernetes".into(),
+            role: "alis-import".into(),
+            jwt_path,
+        },
+    ))
+    .unwrap();
+
+    let credentials = vault.sftp_credentials().await;
+    api.abort();
+
+    let credentials = credentials.unwrap_or_else(|e| panic!("{e}\n{}", bao.log()));
+    assert_eq!(credentials.password.expose_secret(), "kubernetes-Pa55");
+    assert_eq!(vault.token_status().await.logins, 1);
+    assert!(*reviews.lock().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn a_missing_service_account_token_file_is_named() {
+    // The file is read before Vault is contacted, so no server is needed.
+    let vault = VaultSecrets::new(VaultSettings::new(
+        "http://127.0.0.1:9",
+        "alis/kubernetes",
+        VaultAuth::Kubernetes {
+            mount: "kubernetes".into(),
+            role: "alis-import".into(),
+            jwt_path: "/nonexistent/serviceaccount/token".into(),
+        },
+    ))
+    .unwrap();
+
+    let error = vault.sftp_credentials().await.unwrap_err();
+
+    assert!(
+        matches!(error, SecretsError::ServiceAccountToken { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("/nonexistent/serviceaccount/token"),
+        "{error}"
+    );
 }

@@ -59,13 +59,12 @@ impl DevSecrets {
         match &self.source {
             DevSource::Values(values) => credentials_from(values, "development secrets"),
             DevSource::File(path) => {
-                let text =
-                    tokio::fs::read_to_string(path)
-                        .await
-                        .map_err(|source| SecretsError::DevFile {
-                            path: path.clone(),
-                            source,
-                        })?;
+                let text = tokio::fs::read_to_string(path).await.map_err(|source| {
+                    SecretsError::DevFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 let values = parse_file(path, &text)?;
                 credentials_from(
                     &values,
@@ -120,7 +119,9 @@ fn parse_file(path: &Path, text: &str) -> Result<SecretValues, SecretsError> {
             });
         }
         let value = value.trim();
-        let value = unquote(value, '"').or_else(|| unquote(value, '\'')).unwrap_or(value);
+        let value = unquote(value, '"')
+            .or_else(|| unquote(value, '\''))
+            .unwrap_or(value);
         values.insert(key.to_ascii_lowercase(), SecretString::from(value));
     }
     Ok(values)
@@ -203,6 +204,9 @@ mod tests {
             .sftp_credentials()
             .await
             .unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/sftp.env"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/sftp.env"),
+            "{error}"
+        );
     }
 }

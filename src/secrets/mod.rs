@@ -341,7 +341,10 @@ mod tests {
     fn a_private_key_makes_the_password_optional() {
         let mut values = complete();
         values.remove("password");
-        values.insert("private_key".into(), "-----BEGIN OPENSSH PRIVATE KEY-----".into());
+        values.insert(
+            "private_key".into(),
+            "-----BEGIN OPENSSH PRIVATE KEY-----".into(),
+        );
         let credentials = credentials_from(&values, "test secret").unwrap();
         assert!(credentials.private_key.is_some());
         assert_eq!(credentials.password.expose_secret(), "");

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -133,7 +134,15 @@ pub struct TokenStatus {
 }
 
 /// Reads the SFTP credentials from Vault; see the module documentation.
+///
+/// Cheap to clone; clones share the token, so the renewal job
+/// ([`VaultSecrets::run_until_stopped`]) and the runs can each hold one.
+#[derive(Clone)]
 pub struct VaultSecrets {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
     settings: VaultSettings,
     state: Mutex<TokenState>,
     logins: AtomicU64,
@@ -201,7 +210,9 @@ impl VaultSecrets {
         };
         let url = url::Url::parse(&settings.address).map_err(|error| invalid(error.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(invalid("expected http://HOST:PORT or https://HOST:PORT".into()));
+            return Err(invalid(
+                "expected http://HOST:PORT or https://HOST:PORT".into(),
+            ));
         }
         // Every field is set explicitly: vaultrs's defaults read VAULT_* environment
         // variables, and nothing below the configuration should.
@@ -220,19 +231,23 @@ impl VaultSecrets {
             )
             .identity(None)
             .namespace(settings.namespace.clone());
-        let client_settings = builder.build().map_err(|error| invalid(error.to_string()))?;
+        let client_settings = builder
+            .build()
+            .map_err(|error| invalid(error.to_string()))?;
         let client = VaultClient::new(client_settings).map_err(|error| SecretsError::Vault {
             address: settings.address.clone(),
             detail: error_chain(&error),
         })?;
         Ok(Self {
-            settings,
-            state: Mutex::new(TokenState {
-                client,
-                lease: None,
+            inner: Arc::new(Shared {
+                settings,
+                state: Mutex::new(TokenState {
+                    client,
+                    lease: None,
+                }),
+                logins: AtomicU64::new(0),
+                renewals: AtomicU64::new(0),
             }),
-            logins: AtomicU64::new(0),
-            renewals: AtomicU64::new(0),
         })
     }
 
@@ -240,7 +255,7 @@ impl VaultSecrets {
     #[tracing::instrument(
         name = "read_sftp_credentials",
         skip_all,
-        fields(address = %self.settings.address, path = %self.secret_path())
+        fields(address = %self.inner.settings.address, path = %self.secret_path())
     )]
     pub async fn sftp_credentials(&self) -> Result<SftpCredentials, SecretsError> {
         let result = async {
@@ -250,7 +265,7 @@ impl VaultSecrets {
         .await;
         if let Err(error) = &result {
             tracing::warn!(
-                address = %self.settings.address,
+                address = %self.inner.settings.address,
                 path = %self.secret_path(),
                 error = %error,
                 "cannot read the SFTP credentials from Vault"
@@ -261,11 +276,11 @@ impl VaultSecrets {
 
     /// The token's state.
     pub async fn token_status(&self) -> TokenStatus {
-        let lease = self.state.lock().await.lease;
+        let lease = self.inner.state.lock().await.lease;
         let now = Instant::now();
         TokenStatus {
-            logins: self.logins.load(Ordering::Relaxed),
-            renewals: self.renewals.load(Ordering::Relaxed),
+            logins: self.inner.logins.load(Ordering::Relaxed),
+            renewals: self.inner.renewals.load(Ordering::Relaxed),
             expires_in: lease
                 .and_then(|lease| lease.expires_at())
                 .map(|at| at.saturating_duration_since(now)),
@@ -277,7 +292,7 @@ impl VaultSecrets {
     /// two thirds of its TTL have passed, logs in again if it cannot be renewed.
     /// Returns when the next renewal is due (`None`: the token does not expire).
     pub async fn try_execute_once(&self) -> Result<Option<Instant>, SecretsError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.inner.state.lock().await;
         self.ensure_token(&mut state).await?;
         Ok(state.lease.and_then(|lease| lease.renew_at()))
     }
@@ -285,7 +300,7 @@ impl VaultSecrets {
     /// Renews the token now, whether due or not (or logs in again if it cannot be
     /// renewed).
     pub async fn renew_token(&self) -> Result<(), SecretsError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.inner.state.lock().await;
         match state.lease {
             None => self.obtain_token(&mut state).await,
             Some(_) => self.renew(&mut state).await,
@@ -302,7 +317,7 @@ impl VaultSecrets {
                 Ok(None) => IDLE_CHECK,
                 Err(error) => {
                     tracing::warn!(
-                        address = %self.settings.address,
+                        address = %self.inner.settings.address,
                         error = %error,
                         "Vault token renewal failed; trying again"
                     );
@@ -319,21 +334,21 @@ impl VaultSecrets {
     fn secret_path(&self) -> String {
         format!(
             "{}/{}",
-            self.settings.mount.trim_matches('/'),
-            self.settings.path.trim_matches('/')
+            self.inner.settings.mount.trim_matches('/'),
+            self.inner.settings.path.trim_matches('/')
         )
     }
 
     async fn read_secret(&self) -> Result<SecretValues, SecretsError> {
-        let mut state = self.state.lock().await;
-        let logins_before = self.logins.load(Ordering::Relaxed);
+        let mut state = self.inner.state.lock().await;
+        let logins_before = self.inner.logins.load(Ordering::Relaxed);
         self.ensure_token(&mut state).await?;
         let data = match self.read_kv(&state.client).await {
             // A token revoked or expired behind our back looks like a denied read; a
             // method that can log in tries once more with a fresh token.
             Err(ClientError::APIError { code: 403, .. })
-                if self.settings.auth.can_log_in()
-                    && self.logins.load(Ordering::Relaxed) == logins_before =>
+                if self.inner.settings.auth.can_log_in()
+                    && self.inner.logins.load(Ordering::Relaxed) == logins_before =>
             {
                 self.log_in(&mut state).await?;
                 self.read_kv(&state.client).await
@@ -350,8 +365,8 @@ impl VaultSecrets {
     ) -> Result<HashMap<String, serde_json::Value>, ClientError> {
         vaultrs::kv2::read(
             client,
-            self.settings.mount.trim_matches('/'),
-            self.settings.path.trim_matches('/'),
+            self.inner.settings.mount.trim_matches('/'),
+            self.inner.settings.path.trim_matches('/'),
         )
         .await
     }
@@ -387,11 +402,11 @@ impl VaultSecrets {
         match state.lease {
             None => self.obtain_token(state).await,
             Some(lease) if lease.is_expired(now) => {
-                if self.settings.auth.can_log_in() {
+                if self.inner.settings.auth.can_log_in() {
                     self.log_in(state).await
                 } else {
                     Err(SecretsError::TokenRejected {
-                        address: self.settings.address.clone(),
+                        address: self.inner.settings.address.clone(),
                         detail: "the token has expired; configure a new one".into(),
                     })
                 }
@@ -403,7 +418,7 @@ impl VaultSecrets {
 
     /// Logs in, or for a configured token, looks it up to learn its TTL.
     async fn obtain_token(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        match &self.settings.auth {
+        match &self.inner.settings.auth {
             VaultAuth::Token(token) => self.look_up_token(state, token).await,
             _ => self.log_in(state).await,
         }
@@ -428,12 +443,12 @@ impl VaultSecrets {
     }
 
     async fn log_in(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        let method = self.settings.auth.method();
+        let method = self.inner.settings.auth.method();
         // Login endpoints need no token; an expired one must not be sent along.
         state.client.set_token("");
         state.lease = None;
         let started = Instant::now();
-        let info: AuthInfo = match &self.settings.auth {
+        let info: AuthInfo = match &self.inner.settings.auth {
             VaultAuth::Token(token) => return self.look_up_token(state, token).await,
             VaultAuth::AppRole {
                 mount,
@@ -469,9 +484,9 @@ impl VaultSecrets {
         };
         state.client.set_token(&info.client_token);
         state.lease = Some(Lease::new(started, info.lease_duration, info.renewable));
-        self.logins.fetch_add(1, Ordering::Relaxed);
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
-            address = %self.settings.address,
+            address = %self.inner.settings.address,
             method,
             ttl_s = info.lease_duration,
             renewable = info.renewable,
@@ -481,7 +496,7 @@ impl VaultSecrets {
     }
 
     async fn renew(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        let can_log_in = self.settings.auth.can_log_in();
+        let can_log_in = self.inner.settings.auth.can_log_in();
         let Some(lease) = state.lease else {
             return self.obtain_token(state).await;
         };
@@ -496,7 +511,7 @@ impl VaultSecrets {
         let started = Instant::now();
         match vaultrs::token::renew_self(&state.client, None).await {
             Ok(info) => {
-                self.renewals.fetch_add(1, Ordering::Relaxed);
+                self.inner.renewals.fetch_add(1, Ordering::Relaxed);
                 let renewed = Lease::new(started, info.lease_duration, info.renewable);
                 // Vault caps a renewal at the token's maximum TTL; when the granted
                 // lease has shrunk to under half the original, a fresh login lasts
@@ -510,7 +525,7 @@ impl VaultSecrets {
                 }
                 if shrunk {
                     tracing::warn!(
-                        address = %self.settings.address,
+                        address = %self.inner.settings.address,
                         ttl_s = info.lease_duration,
                         "the Vault token is close to its maximum TTL and cannot be renewed \
                          beyond it; configure a new token before it expires"
@@ -518,7 +533,7 @@ impl VaultSecrets {
                 }
                 state.lease = Some(renewed);
                 tracing::debug!(
-                    address = %self.settings.address,
+                    address = %self.inner.settings.address,
                     ttl_s = info.lease_duration,
                     "renewed the Vault token"
                 );
@@ -526,7 +541,7 @@ impl VaultSecrets {
             }
             Err(error) if can_log_in => {
                 tracing::info!(
-                    address = %self.settings.address,
+                    address = %self.inner.settings.address,
                     error = %error_chain(&error),
                     "cannot renew the Vault token; logging in again"
                 );
@@ -537,7 +552,7 @@ impl VaultSecrets {
     }
 
     fn failure(&self, error: ClientError, call: Call) -> SecretsError {
-        let address = self.settings.address.clone();
+        let address = self.inner.settings.address.clone();
         match error {
             ClientError::APIError { code, errors } => {
                 let said = if errors.is_empty() {
@@ -624,9 +639,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 impl fmt::Debug for VaultSecrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultSecrets")
-            .field("address", &self.settings.address)
+            .field("address", &self.inner.settings.address)
             .field("secret", &self.secret_path())
-            .field("auth", &self.settings.auth.method())
+            .field("auth", &self.inner.settings.auth.method())
             .finish_non_exhaustive()
     }
 }
@@ -637,9 +652,9 @@ impl fmt::Display for VaultSecrets {
         write!(
             f,
             "Vault at {} (secret {}, {} auth)",
-            self.settings.address,
+            self.inner.settings.address,
             self.secret_path(),
-            self.settings.auth.method()
+            self.inner.settings.auth.method()
         )
     }
 }

@@ -196,21 +196,12 @@ impl OpenBao {
 
     /// Looks a token up (as root): its `data` (ttl, last_renewal_time, …).
     pub fn lookup_token(&self, token: &str) -> Value {
-        self.api(
-            "POST",
-            "auth/token/lookup",
-            Some(json!({ "token": token })),
-        )["data"]
-            .clone()
+        self.api("POST", "auth/token/lookup", Some(json!({ "token": token })))["data"].clone()
     }
 
     /// Revokes a token (as root).
     pub fn revoke_token(&self, token: &str) {
-        self.api(
-            "POST",
-            "auth/token/revoke",
-            Some(json!({ "token": token })),
-        );
+        self.api("POST", "auth/token/revoke", Some(json!({ "token": token })));
     }
 
     /// Enables the AppRole auth method at `approle/`.
@@ -224,17 +215,22 @@ impl OpenBao {
 
     /// Creates an AppRole role and a secret ID for it; returns `(role_id, secret_id)`.
     /// `settings` go into the role (e.g. `{"token_ttl": "1h", "token_type": "batch"}`).
-    pub fn create_approle(&self, role: &str, policies: &[&str], settings: Value) -> (String, String) {
+    pub fn create_approle(
+        &self,
+        role: &str,
+        policies: &[&str],
+        settings: Value,
+    ) -> (String, String) {
         let mut body = json!({ "token_policies": policies });
         if let (Some(body), Some(settings)) = (body.as_object_mut(), settings.as_object()) {
             body.extend(settings.clone());
         }
         self.api("POST", &format!("auth/approle/role/{role}"), Some(body));
-        let role_id = self.api("GET", &format!("auth/approle/role/{role}/role-id"), None)["data"]
-            ["role_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let role_id =
+            self.api("GET", &format!("auth/approle/role/{role}/role-id"), None)["data"]["role_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
         let secret_id = self.api(
             "POST",
             &format!("auth/approle/role/{role}/secret-id"),
@@ -245,7 +241,6 @@ impl OpenBao {
             .to_owned();
         (role_id, secret_id)
     }
-
 }
 
 impl Drop for OpenBao {

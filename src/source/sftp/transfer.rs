@@ -24,21 +24,45 @@ const READ_BUFFER: usize = 256 * 1024;
 /// disk and the hash catch up, up to this many blocks.
 const WRITE_QUEUE: usize = 16;
 
-/// Runs `future` under the inactivity limit: a server or network that stalls
-/// mid-session fails the operation instead of hanging the run.
-async fn within<T>(
+/// Runs one SFTP request under the inactivity limit: a server or network that stalls
+/// mid-session fails the operation (as a timeout) instead of hanging the run. A
+/// timeout reported by russh-sftp's own request timer is the same timeout; any other
+/// error becomes `failed(error)`.
+async fn within<T, E: TimedOut>(
     settings: &SftpSettings,
     credentials: &SftpCredentials,
-    future: impl Future<Output = T>,
+    future: impl Future<Output = Result<T, E>>,
+    failed: impl FnOnce(E) -> SftpError,
 ) -> Result<T, SftpError> {
-    tokio::time::timeout(settings.inactivity_timeout, future)
-        .await
-        .map_err(|_| SftpError::Timeout {
-            host: credentials.host.clone(),
-            port: credentials.port,
-            phase: TimeoutPhase::Inactivity,
-            after: settings.inactivity_timeout,
-        })
+    let timeout = || SftpError::Timeout {
+        host: credentials.host.clone(),
+        port: credentials.port,
+        phase: TimeoutPhase::Inactivity,
+        after: settings.inactivity_timeout,
+    };
+    match tokio::time::timeout(settings.inactivity_timeout, future).await {
+        Err(_) => Err(timeout()),
+        Ok(Err(error)) if error.is_timeout() => Err(timeout()),
+        Ok(Err(error)) => Err(failed(error)),
+        Ok(Ok(value)) => Ok(value),
+    }
+}
+
+/// Errors that can say "the request timed out".
+trait TimedOut {
+    fn is_timeout(&self) -> bool;
+}
+
+impl TimedOut for russh_sftp::client::error::Error {
+    fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout)
+    }
+}
+
+impl TimedOut for std::io::Error {
+    fn is_timeout(&self) -> bool {
+        self.kind() == std::io::ErrorKind::TimedOut
+    }
 }
 
 pub(super) async fn list(
@@ -56,9 +80,9 @@ pub(super) async fn list(
         settings,
         credentials,
         connection.sftp.read_dir(settings.folder.as_str()),
+        |error| failed(describe(&error)),
     )
-    .await?
-    .map_err(|error| failed(describe(&error)))?;
+    .await?;
     let mut listing = Listing::default();
     for entry in entries {
         match classify(&entry).map_err(failed)? {
@@ -149,9 +173,9 @@ pub(super) async fn download(
         settings,
         credentials,
         connection.sftp.open(remote_path.as_str()),
+        |error| failed(0, format!("cannot open it: {}", describe(&error))),
     )
-    .await?
-    .map_err(|error| failed(0, format!("cannot open it: {}", describe(&error))))?;
+    .await?;
 
     // Hashing and writing happen on the blocking pool while the next blocks arrive.
     let (blocks, queue) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
@@ -165,9 +189,10 @@ pub(super) async fn download(
             let want =
                 usize::try_from(limit - received).map_or(READ_BUFFER, |n| n.min(READ_BUFFER));
             let mut block = vec![0; want];
-            let n = within(settings, credentials, remote.read(&mut block))
-                .await?
-                .map_err(|error| failed(received, error.to_string()))?;
+            let n = within(settings, credentials, remote.read(&mut block), |error| {
+                failed(received, error.to_string())
+            })
+            .await?;
             if n == 0 {
                 break;
             }
@@ -195,14 +220,13 @@ pub(super) async fn download(
             received,
         });
     }
-    let after = within(settings, credentials, remote.metadata())
-        .await?
-        .map_err(|error| {
-            failed(
-                received,
-                format!("cannot read its attributes: {}", describe(&error)),
-            )
-        })?;
+    let after = within(settings, credentials, remote.metadata(), |error| {
+        failed(
+            received,
+            format!("cannot read its attributes: {}", describe(&error)),
+        )
+    })
+    .await?;
     if let Some((size, modified)) = size_and_mtime(&after) {
         if size != listed.size {
             return Err(SftpError::SizeMismatch {
@@ -220,7 +244,10 @@ pub(super) async fn download(
         }
     }
     // The copy is complete and verified: a failure to close the handle cannot change it.
-    let _ = within(settings, credentials, remote.close()).await;
+    let _ = within(settings, credentials, remote.close(), |error| {
+        failed(received, error.to_string())
+    })
+    .await;
 
     let path = dest_dir.join(name);
     let persist = {
