@@ -103,6 +103,23 @@ async fn main() {
         std::io::stdout().flush().unwrap();
     }
 
+    // What each client negotiated, from sshd's log, in connection order.
+    let mut negotiated: Vec<String> = Vec::new();
+    let mut client = String::new();
+    for line in server.log().lines() {
+        if let Some((_, software)) = line.split_once("remote software version ") {
+            client = software.trim().to_owned();
+        } else if let Some((_, cipher)) = line.split_once("kex: server->client cipher: ") {
+            let pair = format!("{client}: {}", cipher.trim_end_matches(" [preauth]"));
+            if !negotiated.contains(&pair) {
+                negotiated.push(pair);
+            }
+        }
+    }
+    for pair in &negotiated {
+        println!("negotiated by {pair}");
+    }
+
     let (openssh_best, openssh_median) = summary(&mut openssh);
     let (ours_best, ours_median) = summary(&mut ours);
     let mbps = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();

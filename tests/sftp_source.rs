@@ -310,6 +310,11 @@ async fn a_wrong_password_is_refused_and_appears_nowhere() {
     }
     assert!(server.wait_for_log("Failed password"), "{}", server.log());
     let logs = logs_text();
+    // The scan covers the SSH library's own (`log` crate) records too.
+    assert!(
+        logs.contains("russh"),
+        "russh's log records were not captured"
+    );
     assert!(
         !logs.contains(wrong_password),
         "password leaked into the logs"

@@ -1,17 +1,37 @@
 //! One SSH connection with an SFTP session on it: TCP connect, handshake with the
 //! pinned host key check, login, SFTP subsystem, each step under its own time limit.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use russh::client::{self, AuthResult, Handle};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate, decode_secret_key};
-use russh::{ChannelMsg, Disconnect};
+use russh::keys::{
+    Algorithm, EcdsaCurve, PrivateKeyWithHashAlg, PublicKeyOrCertificate, decode_secret_key,
+};
+use russh::{ChannelMsg, Disconnect, Preferred};
 use russh_sftp::client::SftpSession;
 use secrecy::ExposeSecret;
 use tokio::net::TcpStream;
 
 use super::{HostKeyFingerprint, SftpCredentials, SftpError, SftpSettings, TimeoutPhase};
+
+/// The host key types this client can verify. russh is built without its `rsa`
+/// feature (RUSTSEC-2023-0071), so RSA signatures cannot be checked; offering RSA
+/// anyway would make an RSA-only server fail with a misleading "wrong server
+/// signature" instead of a clear "no common key algorithm" naming both lists.
+const HOST_KEY_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+];
 
 /// An authenticated SSH connection and the SFTP session running on it.
 pub(super) struct Connection {
@@ -115,6 +135,10 @@ pub(super) async fn connect(
         presented: presented.clone(),
     };
     let config = Arc::new(client::Config {
+        preferred: Preferred {
+            key: Cow::Borrowed(HOST_KEY_ALGORITHMS),
+            ..Preferred::default()
+        },
         inactivity_timeout: Some(settings.inactivity_timeout),
         keepalive_interval: Some(settings.keepalive_interval),
         keepalive_max: 3,
