@@ -14,6 +14,9 @@
 //! Nothing secret is logged: vaultrs's settings type derives `Debug` with the token
 //! in it, so the client is never formatted, and this module's `Debug` shows only the
 //! address, path and method.
+//!
+//! - `token`: the token's lease, renewal, re-login and the renewal job.
+//! - `failure`: Vault's errors in an operator's words.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,22 +25,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use vaultrs::api::AuthInfo;
-use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use super::{SecretValues, SecretsError, SftpCredentials, credentials_from};
 
-/// How long the renewal job waits after a failed renewal before trying again.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
-/// How long the renewal job sleeps when the token never expires; it only checks.
-const IDLE_CHECK: Duration = Duration::from_secs(3600);
-/// The renewal job never loops faster than this, whatever the TTL.
-const MIN_WAIT: Duration = Duration::from_millis(250);
+mod failure;
+mod token;
+
+use failure::{Call, error_chain};
+use token::Lease;
 
 /// Where the secret is and how to authenticate. Part of the service's configuration.
 #[derive(Debug, Clone)]
@@ -157,49 +157,6 @@ struct TokenState {
     lease: Option<Lease>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Lease {
-    obtained: Instant,
-    /// `None`: the token does not expire (a root token, say).
-    ttl: Option<Duration>,
-    renewable: bool,
-}
-
-impl Lease {
-    fn new(obtained: Instant, ttl_seconds: u64, renewable: bool) -> Self {
-        Self {
-            obtained,
-            ttl: (ttl_seconds > 0).then(|| Duration::from_secs(ttl_seconds)),
-            renewable,
-        }
-    }
-
-    /// When to renew: after two thirds of the TTL, leaving a third for retries.
-    fn renew_at(&self) -> Option<Instant> {
-        self.ttl.map(|ttl| self.obtained + ttl * 2 / 3)
-    }
-
-    fn expires_at(&self) -> Option<Instant> {
-        self.ttl.map(|ttl| self.obtained + ttl)
-    }
-
-    fn is_expired(&self, now: Instant) -> bool {
-        self.expires_at().is_some_and(|at| now >= at)
-    }
-
-    fn is_due(&self, now: Instant) -> bool {
-        self.renew_at().is_some_and(|at| now >= at)
-    }
-}
-
-/// What a failed call was doing, which decides what a 403 or 404 means.
-#[derive(Clone, Copy)]
-enum Call {
-    Read,
-    Login(&'static str),
-    Token,
-}
-
 impl VaultSecrets {
     /// A provider for `settings`. Checks the address and CA file path; contacts
     /// nothing until the first read.
@@ -288,49 +245,6 @@ impl VaultSecrets {
         }
     }
 
-    /// One step of the renewal job: obtains a token if there is none, renews it if
-    /// two thirds of its TTL have passed, logs in again if it cannot be renewed.
-    /// Returns when the next renewal is due (`None`: the token does not expire).
-    pub async fn try_execute_once(&self) -> Result<Option<Instant>, SecretsError> {
-        let mut state = self.inner.state.lock().await;
-        self.ensure_token(&mut state).await?;
-        Ok(state.lease.and_then(|lease| lease.renew_at()))
-    }
-
-    /// Renews the token now, whether due or not (or logs in again if it cannot be
-    /// renewed).
-    pub async fn renew_token(&self) -> Result<(), SecretsError> {
-        let mut state = self.inner.state.lock().await;
-        match state.lease {
-            None => self.obtain_token(&mut state).await,
-            Some(_) => self.renew(&mut state).await,
-        }
-    }
-
-    /// Keeps the token alive between runs until `cancel` fires: renews it when due,
-    /// retries after a failure (logged as a warning; the next read reports it if it
-    /// persists).
-    pub async fn run_until_stopped(&self, cancel: CancellationToken) {
-        loop {
-            let wait = match self.try_execute_once().await {
-                Ok(Some(due)) => due.saturating_duration_since(Instant::now()),
-                Ok(None) => IDLE_CHECK,
-                Err(error) => {
-                    tracing::warn!(
-                        address = %self.inner.settings.address,
-                        error = %error,
-                        "Vault token renewal failed; trying again"
-                    );
-                    RETRY_AFTER_FAILURE
-                }
-            };
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(wait.max(MIN_WAIT)) => {}
-            }
-        }
-    }
-
     fn secret_path(&self) -> String {
         format!(
             "{}/{}",
@@ -396,244 +310,6 @@ impl VaultSecrets {
         }
         Ok(values)
     }
-
-    async fn ensure_token(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        let now = Instant::now();
-        match state.lease {
-            None => self.obtain_token(state).await,
-            Some(lease) if lease.is_expired(now) => {
-                if self.inner.settings.auth.can_log_in() {
-                    self.log_in(state).await
-                } else {
-                    Err(SecretsError::TokenRejected {
-                        address: self.inner.settings.address.clone(),
-                        detail: "the token has expired; configure a new one".into(),
-                    })
-                }
-            }
-            Some(lease) if lease.is_due(now) => self.renew(state).await,
-            Some(_) => Ok(()),
-        }
-    }
-
-    /// Logs in, or for a configured token, looks it up to learn its TTL.
-    async fn obtain_token(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        match &self.inner.settings.auth {
-            VaultAuth::Token(token) => self.look_up_token(state, token).await,
-            _ => self.log_in(state).await,
-        }
-    }
-
-    async fn look_up_token(
-        &self,
-        state: &mut TokenState,
-        token: &SecretString,
-    ) -> Result<(), SecretsError> {
-        state.client.set_token(token.expose_secret());
-        let started = Instant::now();
-        let info = vaultrs::token::lookup_self(&state.client)
-            .await
-            .map_err(|error| self.failure(error, Call::Token))?;
-        state.lease = Some(Lease::new(
-            started,
-            info.ttl,
-            info.renewable.unwrap_or(false),
-        ));
-        Ok(())
-    }
-
-    async fn log_in(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        let method = self.inner.settings.auth.method();
-        // Login endpoints need no token; an expired one must not be sent along.
-        state.client.set_token("");
-        state.lease = None;
-        let started = Instant::now();
-        let info: AuthInfo = match &self.inner.settings.auth {
-            VaultAuth::Token(token) => return self.look_up_token(state, token).await,
-            VaultAuth::AppRole {
-                mount,
-                role_id,
-                secret_id,
-            } => vaultrs::auth::approle::login(
-                &state.client,
-                mount,
-                role_id,
-                secret_id.expose_secret(),
-            )
-            .await
-            .map_err(|error| self.failure(error, Call::Login(method)))?,
-            VaultAuth::Kubernetes {
-                mount,
-                role,
-                jwt_path,
-            } => {
-                let jwt = SecretString::from(
-                    tokio::fs::read_to_string(jwt_path)
-                        .await
-                        .map_err(|source| SecretsError::ServiceAccountToken {
-                            path: jwt_path.clone(),
-                            source,
-                        })?
-                        .trim()
-                        .to_owned(),
-                );
-                vaultrs::auth::kubernetes::login(&state.client, mount, role, jwt.expose_secret())
-                    .await
-                    .map_err(|error| self.failure(error, Call::Login(method)))?
-            }
-        };
-        state.client.set_token(&info.client_token);
-        state.lease = Some(Lease::new(started, info.lease_duration, info.renewable));
-        self.inner.logins.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            address = %self.inner.settings.address,
-            method,
-            ttl_s = info.lease_duration,
-            renewable = info.renewable,
-            "logged in to Vault"
-        );
-        Ok(())
-    }
-
-    async fn renew(&self, state: &mut TokenState) -> Result<(), SecretsError> {
-        let can_log_in = self.inner.settings.auth.can_log_in();
-        let Some(lease) = state.lease else {
-            return self.obtain_token(state).await;
-        };
-        if !lease.renewable {
-            // A batch token, say: only a new login gives a new lease.
-            return if can_log_in {
-                self.log_in(state).await
-            } else {
-                Ok(())
-            };
-        }
-        let started = Instant::now();
-        match vaultrs::token::renew_self(&state.client, None).await {
-            Ok(info) => {
-                self.inner.renewals.fetch_add(1, Ordering::Relaxed);
-                let renewed = Lease::new(started, info.lease_duration, info.renewable);
-                // Vault caps a renewal at the token's maximum TTL; when the granted
-                // lease has shrunk to under half the original, a fresh login lasts
-                // longer than renewing again.
-                let shrunk = match (renewed.ttl, lease.ttl) {
-                    (Some(new), Some(old)) => new < old / 2,
-                    _ => false,
-                };
-                if shrunk && can_log_in {
-                    return self.log_in(state).await;
-                }
-                if shrunk {
-                    tracing::warn!(
-                        address = %self.inner.settings.address,
-                        ttl_s = info.lease_duration,
-                        "the Vault token is close to its maximum TTL and cannot be renewed \
-                         beyond it; configure a new token before it expires"
-                    );
-                }
-                state.lease = Some(renewed);
-                tracing::debug!(
-                    address = %self.inner.settings.address,
-                    ttl_s = info.lease_duration,
-                    "renewed the Vault token"
-                );
-                Ok(())
-            }
-            Err(error) if can_log_in => {
-                tracing::info!(
-                    address = %self.inner.settings.address,
-                    error = %error_chain(&error),
-                    "cannot renew the Vault token; logging in again"
-                );
-                self.log_in(state).await
-            }
-            Err(error) => Err(self.failure(error, Call::Token)),
-        }
-    }
-
-    fn failure(&self, error: ClientError, call: Call) -> SecretsError {
-        let address = self.inner.settings.address.clone();
-        match error {
-            ClientError::APIError { code, errors } => {
-                let said = if errors.is_empty() {
-                    format!("HTTP {code}")
-                } else {
-                    format!("HTTP {code}: {}", errors.join("; ").trim())
-                };
-                match (call, code) {
-                    (Call::Read, 403) => SecretsError::PermissionDenied {
-                        path: self.secret_path(),
-                        address,
-                    },
-                    (Call::Read, 404) => SecretsError::NotFound {
-                        path: self.secret_path(),
-                        address,
-                    },
-                    (Call::Login(method), 400 | 403) => SecretsError::LoginFailed {
-                        method,
-                        address,
-                        detail: said,
-                    },
-                    (Call::Token, 403) => SecretsError::TokenRejected {
-                        address,
-                        detail: format!("{said} (expired, revoked or unknown)"),
-                    },
-                    _ => SecretsError::Vault {
-                        address,
-                        detail: said,
-                    },
-                }
-            }
-            ClientError::RestClientError { source } => unreachable_or_other(address, source),
-            other => SecretsError::Vault {
-                address,
-                detail: error_chain(&other),
-            },
-        }
-    }
-}
-
-/// Transport failures (refused, timed out, TLS) are "unreachable"; a non-JSON error
-/// answer is a Vault error with its status.
-fn unreachable_or_other(address: String, error: rustify::errors::ClientError) -> SecretsError {
-    use rustify::errors::ClientError as Rest;
-    match &error {
-        Rest::ServerResponseError { code, .. } => SecretsError::Vault {
-            address,
-            detail: format!("HTTP {code}"),
-        },
-        Rest::RequestError { .. } | Rest::ResponseError { .. } => SecretsError::Unreachable {
-            address,
-            detail: error_chain(&error),
-        },
-        _ => SecretsError::Vault {
-            address,
-            detail: error_chain(&error),
-        },
-    }
-}
-
-/// An error and its causes, `: `-joined, without the libraries' generic wrappers.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    const WRAPPERS: [&str; 3] = [
-        "An error occurred with the request",
-        "Error sending HTTP request",
-        "Error retrieving HTTP response",
-    ];
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(error) = next {
-        let text = error.to_string();
-        if !WRAPPERS.contains(&text.as_str()) && !parts.contains(&text) {
-            parts.push(text);
-        }
-        next = error.source();
-    }
-    if parts.is_empty() {
-        error.to_string()
-    } else {
-        parts.join(": ")
-    }
 }
 
 impl fmt::Debug for VaultSecrets {
@@ -662,24 +338,6 @@ impl fmt::Display for VaultSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lease_is_due_after_two_thirds_and_expired_at_its_ttl() {
-        let start = Instant::now();
-        let lease = Lease::new(start, 30, true);
-        assert!(!lease.is_due(start + Duration::from_secs(19)));
-        assert!(lease.is_due(start + Duration::from_secs(20)));
-        assert!(!lease.is_expired(start + Duration::from_secs(29)));
-        assert!(lease.is_expired(start + Duration::from_secs(30)));
-    }
-
-    #[test]
-    fn a_token_without_ttl_is_never_due() {
-        let start = Instant::now();
-        let lease = Lease::new(start, 0, false);
-        assert_eq!(lease.renew_at(), None);
-        assert!(!lease.is_expired(start + Duration::from_secs(1 << 30)));
-    }
 
     #[test]
     fn an_invalid_address_is_refused_before_any_request() {
