@@ -2,7 +2,7 @@
 //! file from the same local test sshd (loopback, so the figure is CPU, not network).
 //!
 //! ```text
-//! cargo run --release --example sftp_download_bench [-- SIZE_MB [ROUNDS]]
+//! cargo run --release --example sftp_download_bench [-- SIZE_MB [ROUNDS [WINDOW_MIB [READS]]]]
 //! ```
 //!
 //! Each round times, from nothing to a complete local file: `sftp -b` (connect, key
@@ -26,6 +26,13 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let size_mb: usize = args.next().map_or(200, |a| a.parse().expect("SIZE_MB"));
     let rounds: usize = args.next().map_or(5, |a| a.parse().expect("ROUNDS"));
+    let defaults = SftpSettings::new("");
+    let window_size: u32 = args.next().map_or(defaults.window_size, |a| {
+        a.parse::<u32>().expect("WINDOW_MIB") << 20
+    });
+    let concurrent_reads: usize = args
+        .next()
+        .map_or(defaults.concurrent_reads, |a| a.parse().expect("READS"));
     let size = size_mb * 1_000_000;
 
     let server = sshd::SshServer::start("bench-password");
@@ -46,7 +53,11 @@ async fn main() {
     )
     .unwrap();
 
-    let settings = SftpSettings::new(server.remote_folder());
+    let settings = SftpSettings {
+        window_size,
+        concurrent_reads,
+        ..SftpSettings::new(server.remote_folder())
+    };
     let credentials = SftpCredentials {
         host: server.host().to_owned(),
         port: server.port(),
@@ -56,7 +67,10 @@ async fn main() {
         fingerprints: vec![server.fingerprint().parse().unwrap()],
     };
     println!(
-        "file: {size_mb} MB; {rounds} rounds each, alternating; sftp: {}",
+        "file: {size_mb} MB; {rounds} rounds each, alternating; source: {} MiB window, {} \
+         reads in flight; sftp: {}",
+        window_size >> 20,
+        concurrent_reads,
         openssh_version()
     );
 

@@ -235,6 +235,7 @@ async fn a_policy_without_read_on_the_path_is_a_clear_permission_error() {
         matches!(&error, SecretsError::PermissionDenied { path, .. } if path == "secret/alis/forbidden"),
         "{error:?}"
     );
+    assert_eq!(error.kind(), "vault_permission_denied");
     let message = error.to_string();
     assert!(
         message.starts_with("permission denied reading secret/alis/forbidden"),

@@ -198,6 +198,24 @@ pub enum SecretsError {
     },
 }
 
+impl SecretsError {
+    /// A short, stable word for the kind of failure, for the run's error log and
+    /// metrics (like [`crate::source::SftpError::event_kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidAddress { .. } => "vault_config_invalid",
+            Self::Unreachable { .. } => "vault_unreachable",
+            Self::PermissionDenied { .. } => "vault_permission_denied",
+            Self::NotFound { .. } => "vault_secret_missing",
+            Self::TokenRejected { .. } => "vault_token_rejected",
+            Self::LoginFailed { .. } | Self::ServiceAccountToken { .. } => "vault_login_failed",
+            Self::Vault { .. } => "vault_error",
+            Self::MissingKey { .. } | Self::InvalidKey { .. } => "credentials_invalid",
+            Self::DevFile { .. } | Self::DevFileSyntax { .. } => "dev_secrets_unreadable",
+        }
+    }
+}
+
 /// The secret's values by key, each kept secret until it is known not to be one.
 pub(crate) type SecretValues = BTreeMap<String, SecretString>;
 
