@@ -10,6 +10,7 @@
 //! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
 //! - [`fetch`]: the file a run uses (rules §1.2): the newest in the source, reused from or
 //!   stored in the file cache, or the newest cached one when the source holds none.
+//! - [`secrets`]: the SFTP credentials, from Vault (token, AppRole, Kubernetes) or dev values.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
@@ -34,6 +35,7 @@ pub mod import;
 pub mod report;
 pub mod sample;
 pub mod scheduler;
+pub mod secrets;
 pub mod source;
 pub mod startup;
 pub mod store;
