@@ -15,28 +15,35 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity as TlsIde
 use crate::api::proto;
 use crate::api::proto::cert_import_service_client::CertImportServiceClient;
 
-/// How to reach the service.
+/// How to reach the service. Every flag is global, so it may also follow the
+/// subcommand (`tasks list --server URL`), as operators type it.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// The service's address (`https://…` for TLS).
-    #[arg(long, env = "ALIS_SERVER", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "ALIS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub server: String,
 
     /// CA certificate (PEM) that signs the server's certificate.
-    #[arg(long, env = "ALIS_CA_FILE")]
+    #[arg(long, global = true, env = "ALIS_CA_FILE")]
     pub ca: Option<PathBuf>,
 
     /// Client certificate (PEM), for a server that requires mTLS.
-    #[arg(long, env = "ALIS_CERT_FILE", requires = "key")]
+    #[arg(long, global = true, env = "ALIS_CERT_FILE", requires = "key")]
     pub cert: Option<PathBuf>,
 
     /// Client private key (PEM).
-    #[arg(long, env = "ALIS_KEY_FILE", requires = "cert")]
+    #[arg(long, global = true, env = "ALIS_KEY_FILE", requires = "cert")]
     pub key: Option<PathBuf>,
 
     /// Bearer token (prefer `--token-file`: a command line is visible to other users).
     #[arg(
         long,
+        global = true,
         env = "ALIS_TOKEN",
         hide_env_values = true,
         conflicts_with = "token_file"
@@ -44,7 +51,7 @@ pub struct ServerArgs {
     pub token: Option<Token>,
 
     /// File holding the bearer token.
-    #[arg(long, env = "ALIS_TOKEN_FILE")]
+    #[arg(long, global = true, env = "ALIS_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 }
 
