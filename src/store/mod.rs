@@ -15,9 +15,9 @@
 
 mod district;
 mod erp;
-mod instant;
 mod events;
 mod file_cache;
+mod instant;
 mod runs;
 mod tasks;
 
@@ -29,13 +29,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use erp::Holdings;
+pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
+pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 pub use runs::{
     Claim, LogEntry, LogLevel, NewRun, RunFilter, RunOutcome, RunPage, RunRecord, RunStatus,
     StartedRun, TimeRange,
 };
 pub use tasks::{Task, TaskDraft};
-pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
-pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 
 static POSTGRES_ERP: Migrator = sqlx::migrate!("migrations/postgres/erp");
 static POSTGRES_SERVICE: Migrator = sqlx::migrate!("migrations/postgres/service");
@@ -69,6 +69,10 @@ pub enum StoreError {
         /// The run in progress.
         run_id: i64,
     },
+    /// The run is no longer in progress (failed as lost, or ended): its worker must
+    /// not write. Nothing was changed.
+    #[error("run {0} is no longer in progress; nothing was changed")]
+    RunNotInProgress(i64),
     /// A page token that this store did not hand out (or one from another backend).
     #[error("invalid page token")]
     InvalidPageToken,
