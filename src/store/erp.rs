@@ -28,6 +28,11 @@ const SQLITE_BATCH: usize = 1_000;
 
 type EmployeeRow = (i64, String, Option<String>, String, String, bool);
 
+/// The fence of the replace: a row only while the run still holds the import lock.
+const HOLD_RUN_PG: &str =
+    "select 1 from import_runs where id = $1 and status = 'IN_PROGRESS' for update";
+const HOLD_RUN_SQLITE: &str = "select 1 from import_runs where id = $1 and status = 'IN_PROGRESS'";
+
 impl Store {
     /// The district's active employees with their job class's certification flag.
     pub async fn active_employees(&self) -> Result<Vec<ActiveEmployee>, StoreError> {
@@ -81,6 +86,14 @@ impl Store {
     /// endorsement of every active employee, then inserts the plan's records, written
     /// by `run_id`. Either all of it is committed or none of it (an error or a
     /// cancelled future rolls back). Returns the records deleted.
+    ///
+    /// Fenced: run `run_id` must still be `IN_PROGRESS`, checked and held in the same
+    /// transaction. A worker that was presumed dead and reaped (design §5: its import
+    /// lock is released, another import may be running) must not write.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::RunNotInProgress`] when the run was reaped or has ended.
     #[tracing::instrument(skip_all, fields(run_id, certifications, endorsements), err)]
     pub async fn replace_certifications(
         &self,
@@ -90,14 +103,30 @@ impl Store {
         match self {
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                // `for update` holds the run's row: a reaper waits for the replace to
+                // commit or roll back rather than freeing the lock in the middle of it.
+                let held: Option<i32> = sqlx::query_scalar(HOLD_RUN_PG)
+                    .bind(run_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if held.is_none() {
+                    return Err(StoreError::RunNotInProgress(run_id));
+                }
                 let deleted = replace_postgres(&mut tx, run_id, plan).await?;
                 tx.commit().await?;
                 Ok(deleted)
             }
             Self::Sqlite(pool) => {
-                // IMMEDIATE takes the write lock up front, so the id range read below
-                // cannot be raced by another writer.
+                // IMMEDIATE takes the write lock up front, so neither the run's status
+                // nor the id range read below can be raced by another writer.
                 let mut tx = pool.begin_with("begin immediate").await?;
+                let held: Option<i32> = sqlx::query_scalar(HOLD_RUN_SQLITE)
+                    .bind(run_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if held.is_none() {
+                    return Err(StoreError::RunNotInProgress(run_id));
+                }
                 let deleted = replace_sqlite(&mut tx, run_id, plan).await?;
                 tx.commit().await?;
                 Ok(deleted)

@@ -69,6 +69,10 @@ pub enum StoreError {
         /// The run in progress.
         run_id: i64,
     },
+    /// The run is no longer in progress (failed as lost, or ended): its worker must
+    /// not write. Nothing was changed.
+    #[error("run {0} is no longer in progress; nothing was changed")]
+    RunNotInProgress(i64),
     /// A page token that this store did not hand out (or one from another backend).
     #[error("invalid page token")]
     InvalidPageToken,

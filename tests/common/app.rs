@@ -164,3 +164,121 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A guard for a second (third, …) instance on a database whose real guard another
+/// instance holds: `spawn_app_on` wants one per instance. For SQLite it is an unused
+/// temporary directory; for PostgreSQL an unused empty database.
+pub async fn spare_guard(backend: Backend) -> Guard {
+    backend.fresh_database_url().await.1
+}
+
+/// `--instance-name NAME`: instances in one test process would otherwise all claim
+/// runs as the same `host:pid`, and one could beat for another's run.
+pub fn instance_named(name: &str) -> Vec<String> {
+    vec!["--instance-name".into(), name.into()]
+}
+
+/// A service on a runtime of its own, on a thread of its own, so that a test can kill
+/// it abruptly, as when a pod is killed: no graceful shutdown, its tasks (imports,
+/// heartbeats, the server) simply stop existing. Dropping a [`TestApp`] is not that: it
+/// stops the service gracefully, which fails its running import as cancelled.
+///
+/// Its client and store work from the test's runtime while it lives (its thread drives
+/// their I/O); after [`KillableApp::kill`] they are dead, use another instance's.
+pub struct KillableApp {
+    pub app: TestApp,
+    kill: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// [`spawn_app_on`], on a runtime of its own that [`KillableApp::kill`] drops.
+pub async fn spawn_killable_app_on(
+    backend: Backend,
+    url: String,
+    guard: Guard,
+    options: AppOptions,
+) -> KillableApp {
+    let (started, app) = oneshot::channel();
+    let (kill, killed) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the killable instance");
+        runtime.block_on(async move {
+            let app = spawn_app_on(backend, url, guard, options).await;
+            if started.send(app).is_ok() {
+                let _ = killed.await;
+            }
+        });
+        // Dropping a current-thread runtime drops every task spawned on it, at once
+        // and without running any of them further.
+        drop(runtime);
+    });
+    let app = app.await.expect("the killable instance started");
+    KillableApp {
+        app,
+        kill: Some(kill),
+        thread: Some(thread),
+    }
+}
+
+impl KillableApp {
+    /// Kills the instance: returns once every task of it is gone. Its database rows
+    /// stay as they were at that moment (a running import stays `IN_PROGRESS`).
+    pub async fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .expect("join the killer")
+                .expect("the killable instance's thread ended cleanly");
+        }
+    }
+}
+
+impl Drop for KillableApp {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+/// Waits until run `run_id` satisfies `done`, polling the store (the run may execute
+/// on any instance), and returns it; panics after `deadline` naming `what`.
+pub async fn wait_for_run(
+    store: &Store,
+    run_id: i64,
+    what: &str,
+    deadline: Duration,
+    done: impl Fn(&alis_import::store::RunRecord) -> bool,
+) -> alis_import::store::RunRecord {
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        let run = store
+            .get_run(run_id)
+            .await
+            .expect("read the run")
+            .unwrap_or_else(|| panic!("run {run_id} exists"));
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "run {run_id} did not reach {what} within {deadline:?}: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until run `run_id` has ended (SUCCEEDED or FAILED) and returns it.
+pub async fn run_ended(store: &Store, run_id: i64) -> alis_import::store::RunRecord {
+    use alis_import::store::RunStatus;
+    wait_for_run(store, run_id, "its end", Duration::from_secs(60), |run| {
+        matches!(run.status, RunStatus::Succeeded | RunStatus::Failed)
+    })
+    .await
+}
