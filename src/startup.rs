@@ -203,7 +203,14 @@ impl Application {
         );
         let vault_renewal = self.vault_renewal.clone().map(|vault| {
             let cancel = self.cancel.child_token();
-            tokio::spawn(async move { vault.run_until_stopped(cancel).await })
+            // The job stops between renewals by itself; a request in flight at
+            // shutdown is dropped rather than waited for (up to Vault's timeout).
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = vault.run_until_stopped(cancel.clone()) => {}
+                    () = cancel.cancelled() => {}
+                }
+            })
         });
         let cancel = self.cancel.clone();
         let reporter = health_reporter.clone();

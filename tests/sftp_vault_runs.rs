@@ -46,6 +46,8 @@ struct Fixture {
     sshd: SshServer,
     bao: OpenBao,
     task_id: i64,
+    /// The service's Vault token.
+    token: String,
     _secrets: tempfile::TempDir,
 }
 
@@ -61,13 +63,24 @@ impl Fixture {
     /// credentials, readable with a token that may read that path only, and the
     /// service configured for `--source sftp` with `flags` added.
     async fn start(backend: Backend, password: &str, flags: &[&str]) -> Self {
+        Self::start_with_token_ttl(backend, password, flags, "1h").await
+    }
+
+    /// As [`Fixture::start`], with a renewable token of this TTL.
+    async fn start_with_token_ttl(
+        backend: Backend,
+        password: &str,
+        flags: &[&str],
+        token_ttl: &str,
+    ) -> Self {
         captured_logs();
         let sshd = SshServer::start(password);
         let bao = OpenBao::start();
         let secrets = support::temp_dir();
         let token_file = secrets.path().join("vault-token");
         bao.read_policy("alis-reader", SECRET_PATH);
-        std::fs::write(&token_file, bao.create_token(&["alis-reader"], "1h", true)).unwrap();
+        let token = bao.create_token(&["alis-reader"], token_ttl, true);
+        std::fs::write(&token_file, &token).unwrap();
         let fixture_flags = [
             "--source".to_owned(),
             "sftp".to_owned(),
@@ -104,6 +117,7 @@ impl Fixture {
             sshd,
             bao,
             task_id,
+            token,
             _secrets: secrets,
         };
         fixture.put_secret(Secret {
@@ -839,4 +853,42 @@ async fn a_policy_without_read_on_the_path_fails_the_run_with_a_permission_error
     );
     assert_eq!(fixture.run_log(run.id).await, [run.error.as_str()]);
     assert!(fixture.sshd.auth_attempts().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_keeps_a_short_lived_vault_token_alive_between_runs_and_stops_cleanly() {
+    // Renewable, 3 s: without the service's renewal job it is dead before the run.
+    let fixture = Fixture::start_with_token_ttl(Backend::Sqlite, "renewal-Pw-5f", &[], "3s").await;
+    let spec = small_sample();
+    fixture.seed_district(&spec).await;
+    fixture.sshd.put(
+        &sample::file_name(&spec),
+        &sample_file(&spec),
+        an_hour_before_the_clock(),
+    );
+    let renewed = || {
+        fixture.bao.lookup_token(&fixture.token)["last_renewal_time"]
+            .as_i64()
+            .is_some()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !renewed() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(renewed(), "the token was not renewed before any run");
+    // Past the token's first TTL.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let run = fixture.run().await;
+
+    assert_eq!(run.status, RunStatus::Succeeded as i32, "{}", run.error);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), fixture.app.stop())
+        .await
+        .expect("the service (and its renewal job) stops");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -301,6 +301,12 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_given_twice_takes_its_last_value() {
+        let config = parse(&["--source", "sftp", "--source", "local"]);
+        assert_eq!(config.source.kind, SourceKind::Local);
+    }
+
+    #[test]
     fn sftp_settings_come_from_the_flags() {
         let config = parse(&[
             "--source",
