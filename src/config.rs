@@ -2,6 +2,9 @@
 //! an environment variable, parsed once in `main`. Nothing below reads the
 //! environment. With no flags at all it is the embedded default: SQLite under
 //! `./data/`, the inbox folder `./data/inbox/`, loopback only.
+//!
+//! - `sources`: the source kind, the SFTP time limits and the secrets provider
+//!   (Vault or a development file).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +16,10 @@ use crate::api::auth::AuthArgs;
 use crate::cli::DatabaseArgs;
 use crate::import::ImportSettings;
 use crate::import::alis_file::ParseSettings;
+
+mod sources;
+
+pub use sources::{SourceArgs, SourceKind, VaultArgs, VaultAuthMethod};
 
 /// Everything `alis-import serve` needs.
 #[derive(Debug, Clone, Args)]
@@ -125,18 +132,26 @@ pub struct ServiceConfig {
     /// Identifies this replica in claimed runs (default: host name and process id).
     #[arg(long, env = "ALIS_INSTANCE_NAME")]
     pub instance_name: Option<String>,
+
+    /// Where ALiS files come from (the inbox folder or SFTP) and where the SFTP
+    /// credentials are (Vault, or a development file).
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 impl ServiceConfig {
     /// Parses flags (the first item is the program name), falling back to environment
     /// variables and defaults: `parse_from(["alis-import"])` is the embedded default.
+    /// A flag given twice takes its last value, so callers (tests) can override a base
+    /// set of flags by appending.
     pub fn parse_from<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
         use clap::{Args as _, FromArgMatches as _};
-        let command = Self::augment_args(clap::Command::new("alis-import"));
+        let command =
+            Self::augment_args(clap::Command::new("alis-import").args_override_self(true));
         Self::from_arg_matches(&command.try_get_matches_from(args)?)
     }
 

@@ -7,7 +7,8 @@
 //!   [`import::alis_file`] parses the file, [`import::plan`] matches educators to
 //!   employees, [`import::summary`] computes the report's figures, and
 //!   [`import::run_import`] drives parse → plan → guard → replace against a store.
-//! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
+//! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified
+//!   copy, and [`source::SourceFactory`], each run's source with credentials read as it starts.
 //! - [`fetch`]: the file a run uses (rules §1.2): the newest in the source, reused from or
 //!   stored in the file cache, or the newest cached one when the source holds none.
 //! - [`secrets`]: the SFTP credentials, from Vault (token, AppRole, Kubernetes) or dev values.

@@ -2,7 +2,7 @@
 //! binds the port and wires the API, the worker and the scheduler;
 //! [`Application::run_until_stopped`] serves until the shutdown future completes, then
 //! stops in order: health NOT_SERVING, drain RPCs, cancel jobs (an import in flight
-//! rolls back), close the pool.
+//! rolls back; the Vault token renewal stops), close the pool.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use crate::api::proto::cert_import_service_server::CertImportServiceServer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServiceConfig;
 use crate::scheduler::{Scheduler, SchedulerSettings};
+use crate::secrets::{SecretsProvider, VaultSecrets};
 use crate::store::Store;
 use crate::worker::{Worker, WorkerSettings};
 
@@ -28,6 +29,8 @@ pub struct Application {
     api: CertImportApi,
     worker: Worker,
     scheduler: Scheduler,
+    /// Keeps the Vault token alive between runs, when Vault is the secrets provider.
+    vault_renewal: Option<VaultSecrets>,
     authentication: Authentication,
     tls: Option<ServerTlsConfig>,
     cancel: CancellationToken,
@@ -83,6 +86,21 @@ impl Application {
         let tls = tls_config(config)?;
         let time_zone = jiff::tz::TimeZone::get(&config.time_zone)
             .with_context(|| format!("unknown time zone {:?} (--time-zone)", config.time_zone))?;
+        let secrets = config
+            .source
+            .secrets_provider()
+            .context("the SFTP credentials' settings")?
+            .map(Arc::new);
+        let sources = config.source.source_factory(
+            &config.inbox_dir,
+            config.max_file_size,
+            secrets.clone(),
+        )?;
+        tracing::info!(source = %sources, "ALiS files come from this source");
+        let vault_renewal = match secrets.as_deref() {
+            Some(SecretsProvider::Vault(vault)) => Some(vault.clone()),
+            _ => None,
+        };
         let store = config.database.open().await?;
         if config.demo_data {
             crate::demo::seed_if_empty(&store, config, clock.now())
@@ -98,7 +116,7 @@ impl Application {
             store.clone(),
             WorkerSettings {
                 import: config.import_settings(),
-                inbox_dir: config.inbox_dir.clone(),
+                sources,
                 work_dir: config.work_dir.clone(),
                 fetch: crate::fetch::FetchSettings {
                     min_age: config.min_file_age,
@@ -131,6 +149,7 @@ impl Application {
             api,
             worker,
             scheduler,
+            vault_renewal,
             authentication,
             tls,
             cancel,
@@ -182,6 +201,17 @@ impl Application {
                 .clone()
                 .run_until_stopped(self.cancel.child_token()),
         );
+        let vault_renewal = self.vault_renewal.clone().map(|vault| {
+            let cancel = self.cancel.child_token();
+            // The job stops between renewals by itself; a request in flight at
+            // shutdown is dropped rather than waited for (up to Vault's timeout).
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = vault.run_until_stopped(cancel.clone()) => {}
+                    () = cancel.cancelled() => {}
+                }
+            })
+        });
         let cancel = self.cancel.clone();
         let reporter = health_reporter.clone();
         let drain_signal = async move {
@@ -209,6 +239,9 @@ impl Application {
 
         self.cancel.cancel();
         let _ = jobs.await;
+        if let Some(renewal) = vault_renewal {
+            let _ = renewal.await;
+        }
         self.worker.wait().await;
         self.store.close().await;
         tracing::info!("stopped");

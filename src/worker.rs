@@ -22,7 +22,7 @@ use crate::fetch::{FetchSettings, RunLog, fetch_file};
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportRequest, ImportSettings, Phase, Progress, run_import};
 use crate::report::{ReportHeader, render_pdf};
-use crate::source::{FileSource, LocalDirSource};
+use crate::source::{CredentialsError, FileSource, SourceFactory};
 use crate::store::{LogLevel, RunOutcome, RunRecord, RunStatus, Store, StoreError};
 
 /// What a worker needs to know, fixed at startup.
@@ -30,8 +30,8 @@ use crate::store::{LogLevel, RunOutcome, RunRecord, RunStatus, Store, StoreError
 pub struct WorkerSettings {
     /// Import thresholds.
     pub import: ImportSettings,
-    /// The local inbox folder.
-    pub inbox_dir: PathBuf,
+    /// Where each run's file comes from (the SFTP credentials are read per run).
+    pub sources: SourceFactory,
     /// Scratch folder for files being read.
     pub work_dir: PathBuf,
     /// How the file is chosen, and the largest accepted.
@@ -95,6 +95,8 @@ pub struct Worker {
 /// Why a run did not end normally.
 #[derive(Debug, thiserror::Error)]
 enum RunError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
     #[error(transparent)]
@@ -210,7 +212,11 @@ impl Worker {
         phase: &watch::Sender<Phase>,
     ) -> Result<Summary, RunError> {
         let _ = phase.send(Phase::Fetching);
-        let source = FileSource::Local(LocalDirSource::new(self.settings.inbox_dir.clone()));
+        let log = StoreRunLog {
+            store: &self.store,
+            run_id: run.id,
+        };
+        let source = self.settings.sources.source_for_run(&log).await?;
         let work_dir = self.settings.work_dir.join(format!("run-{}", run.id));
         tokio::fs::create_dir_all(&work_dir)
             .await

@@ -1,5 +1,6 @@
 //! The command line of the `alis-import` binary: one subcommand per file.
 
+mod check;
 mod client;
 mod import_file;
 mod sample;
@@ -52,6 +53,8 @@ pub enum Command {
     Tasks(client::TasksArgs),
     /// A run's summary or log from a running service.
     Report(client::ReportArgs),
+    /// Check the database, Vault and SFTP (host key, login, listing); imports nothing.
+    Check(Box<check::CheckArgs>),
 }
 
 /// Where the data lives.
@@ -127,6 +130,7 @@ impl Cli {
             Command::RunNow(args) => args.run().await,
             Command::Tasks(args) => args.run().await,
             Command::Report(args) => args.run().await,
+            Command::Check(args) => args.run().await,
         }
     }
 }

@@ -11,7 +11,9 @@
 //! - [`file_name`]: the ALiS naming rule, parsed into [`AlisFileName`].
 //! - [`local`]: a local directory (development, manual drops).
 //! - [`sftp`]: the state's SFTP server, with a pinned host key.
+//! - [`factory`]: each run's source, with the SFTP credentials read as the run starts.
 
+pub mod factory;
 pub mod file_name;
 pub mod local;
 pub mod sftp;
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+pub use factory::{CredentialsError, SourceFactory};
 pub use file_name::{AlisFileName, FileNameError};
 pub use local::LocalDirSource;
 pub use sftp::{SftpCredentials, SftpError, SftpSettings, SftpSource};

@@ -156,7 +156,7 @@ impl Store {
 }
 
 /// The URL without its password, for messages.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])

@@ -238,6 +238,12 @@ def test_production_settings_reach_the_config_map() -> None:
     assert settings["ALIS_BUSY_WAIT"] == "30m"
 
 
+def test_the_sftp_folder_reaches_the_config_map_only_when_set() -> None:
+    assert "ALIS_SFTP_FOLDER" not in render().one("ConfigMap")["data"]
+    settings = render({"config": {"sftpFolder": "/outgoing/alis"}}).one("ConfigMap")["data"]
+    assert settings["ALIS_SFTP_FOLDER"] == "/outgoing/alis"
+
+
 def test_server_probes_are_native_grpc_health_checks_on_the_grpc_port() -> None:
     deployment = render().one("Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
