@@ -356,7 +356,8 @@ async fn mtls_refuses_clients_without_a_certificate() {
     client.list_tasks(proto::ListTasksRequest::default()).await.expect("served over mTLS");
 }
 
-#[tokio::test]
+// The CLI runs as a blocking child process: the server needs threads of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_client_speaks_tls_and_sends_its_token() {
     let pki = Pki::new();
     let keys = es256_keys();
