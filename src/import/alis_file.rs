@@ -128,11 +128,13 @@ pub fn parse<R: Read + Seek>(
         if !is_blank(&record, encoding) {
             break Header::from_record(&record, encoding)?;
         }
+        forget_lines_before(&mut reader, &record);
     };
 
     let mut collector = Collector::new(settings, keep);
     while next_record(&mut reader, &mut record)? {
         if is_blank(&record, encoding) {
+            forget_lines_before(&mut reader, &record);
             continue;
         }
         let line = record_line(&mut reader, &record);
@@ -406,6 +408,13 @@ fn record_line<R: Read>(reader: &mut csv::Reader<LineTracker<R>>, record: &ByteR
     let from = position.map_or(0, csv::Position::byte);
     let fallback = position.map_or(0, csv::Position::line);
     reader.get_mut().line_from(from).unwrap_or(fallback)
+}
+
+/// Drops the line starts before `record`, a blank one that is never reported: else a
+/// run of blank lines would be remembered line by line until the next data row (16
+/// bytes for every two-byte `" \n"`).
+fn forget_lines_before<R: Read>(reader: &mut csv::Reader<LineTracker<R>>, record: &ByteRecord) {
+    let _ = record_line(reader, record);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
