@@ -10,6 +10,8 @@
 //! - [`source`]: where ALiS files come from: the naming rule, the newest file, a verified copy.
 //! - [`fetch`]: the file a run uses (rules §1.2): the newest in the source, reused from or
 //!   stored in the file cache, or the newest cached one when the source holds none.
+//! - [`lock`]: the certification lock: edit leases, the import's exclusive hold, epochs
+//!   (fencing), and the database triggers behind them.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
@@ -31,6 +33,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod import;
+pub mod lock;
 pub mod report;
 pub mod sample;
 pub mod scheduler;
