@@ -131,7 +131,8 @@ impl Progress for RunProgress<'_> {
     }
 
     fn detail(&self, detail: String) {
-        self.phases.send_modify(|(_, current)| *current = Some(detail));
+        self.phases
+            .send_modify(|(_, current)| *current = Some(detail));
     }
 
     async fn before_commit(&self) {

@@ -171,8 +171,12 @@ async fn an_import_waits_for_live_leases_and_refuses_new_ones(backend: Backend) 
     let app = spawn_app_with(backend, options).await;
     app.seed_sample(&small_sample()).await;
     let task = create_task(&app).await;
-    let first = acquire(&app.client, "editor A", None).await.expect("lease A");
-    let second = acquire(&app.client, "editor B", None).await.expect("lease B");
+    let first = acquire(&app.client, "editor A", None)
+        .await
+        .expect("lease A");
+    let second = acquire(&app.client, "editor B", None)
+        .await
+        .expect("lease B");
     assert_eq!(first.fencing_token, 0, "no import has run yet");
 
     let run = run_now(&app.client, task.id).await;
@@ -232,11 +236,9 @@ async fn an_import_waits_for_live_leases_and_refuses_new_ones(backend: Backend) 
     let first_replacing = seen
         .iter()
         .position(|(phase, _)| *phase == RunPhase::Replacing);
-    let last_waiting = seen
-        .iter()
-        .rposition(|(phase, detail)| {
-            *phase == RunPhase::WaitingForEdits && detail == "1 edit lease outstanding"
-        });
+    let last_waiting = seen.iter().rposition(|(phase, detail)| {
+        *phase == RunPhase::WaitingForEdits && detail == "1 edit lease outstanding"
+    });
     assert!(
         last_waiting < first_replacing,
         "the replace started only after the last lease was released: {seen:?}"
@@ -302,8 +304,12 @@ async fn leases_never_released_hold_the_import_until_they_expire(backend: Backen
     assert!(common::records_written_by(&app.store, run.id).await > 0);
 
     // Releasing a lease that expired is still fine (idempotent).
-    release(&app.client, &short.id).await.expect("release expired");
-    release(&app.client, &long.id).await.expect("release expired");
+    release(&app.client, &short.id)
+        .await
+        .expect("release expired");
+    release(&app.client, &long.id)
+        .await
+        .expect("release expired");
 }
 
 async fn only_the_identity_that_took_a_lease_may_release_it(backend: Backend) {
@@ -329,7 +335,9 @@ async fn only_the_identity_that_took_a_lease_may_release_it(backend: Backend) {
         "the lease still stands"
     );
 
-    release(&a.client, &lease.id).await.expect("its holder releases it");
+    release(&a.client, &lease.id)
+        .await
+        .expect("its holder releases it");
     release(&a.client, &lease.id)
         .await
         .expect("a second release is OK");

@@ -11,11 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alis_import::import::summary::FileInfo;
-use alis_import::import::{ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import};
-use alis_import::lock::{Grant, LeaseHolder, LeaseId, LockSettings, LockState, NewLease, hold_for_replace};
+use alis_import::import::{
+    ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import,
+};
+use alis_import::lock::{
+    Grant, LeaseHolder, LeaseId, LockSettings, LockState, NewLease, hold_for_replace,
+};
 use alis_import::store::{NewRun, RunOutcome, RunStatus, Store};
 use common::app::{AppOptions, spawn_app_with};
-use common::lock::{IN_PROGRESS, at_phase, create_task, ended, run_now, scalar, small_sample, try_sql, wait_for_run};
+use common::lock::{
+    IN_PROGRESS, at_phase, create_task, ended, run_now, scalar, small_sample, try_sql, wait_for_run,
+};
 use common::{ImportOptions, JOB_CLASSES, TestStore, employee_sql, file};
 use jiff::{SignedDuration, Timestamp};
 use support::Backend;
@@ -109,9 +115,16 @@ async fn the_database_refuses_manual_writes_during_an_import_and_allows_them_aft
     )
     .await;
     app.seed_sample(&small_sample()).await;
-    let active = scalar(&app.store, "select min(id) from employees where status = 'ACTIVE'").await;
-    let terminated =
-        scalar(&app.store, "select min(id) from employees where status = 'TERMINATED'").await;
+    let active = scalar(
+        &app.store,
+        "select min(id) from employees where status = 'ACTIVE'",
+    )
+    .await;
+    let terminated = scalar(
+        &app.store,
+        "select min(id) from employees where status = 'TERMINATED'",
+    )
+    .await;
     // A manual record of a terminated employee (the import keeps it) and one of an
     // active employee (the import replaces it, as every record of active employees).
     for sql in [
@@ -121,11 +134,16 @@ async fn the_database_refuses_manual_writes_during_an_import_and_allows_them_aft
         manual_endorsement(900_012, 900_002, active),
         alis_certification(900_003, terminated),
     ] {
-        try_sql(&app.store, &sql).await.expect("manual writes pass while no import runs");
+        try_sql(&app.store, &sql)
+            .await
+            .expect("manual writes pass while no import runs");
     }
     let task = create_task(&app).await;
     let run = run_now(&app.client, task.id).await;
-    wait_for_run(&app.store, run.id, "held the lock", |r| at_phase(r, "REPLACING")).await;
+    wait_for_run(&app.store, run.id, "held the lock", |r| {
+        at_phase(r, "REPLACING")
+    })
+    .await;
     assert_eq!(lock_state(&app.store).await, LockState::Held);
 
     assert_manual_writes_refused(&app.store, 900_001, 900_011, 900_003, terminated).await;
@@ -136,7 +154,11 @@ async fn the_database_refuses_manual_writes_during_an_import_and_allows_them_aft
     // The import's own transaction was exempt: it deleted the active employee's manual
     // records, and the terminated employee's are untouched.
     assert_eq!(
-        scalar(&app.store, "select count(*) from certifications where id = 900002").await,
+        scalar(
+            &app.store,
+            "select count(*) from certifications where id = 900002"
+        )
+        .await,
         0
     );
     assert_eq!(
@@ -157,7 +179,9 @@ async fn the_database_refuses_manual_writes_during_an_import_and_allows_them_aft
         "delete from endorsements where id = 900011".to_owned(),
         "delete from certifications where id = 900001".to_owned(),
     ] {
-        try_sql(&app.store, &sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        try_sql(&app.store, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
@@ -175,7 +199,10 @@ async fn the_triggers_guard_an_erp_schema_the_service_does_not_manage(backend: B
         Store::Sqlite(pool) => sqlx::raw_sql(raw()).execute(pool).await.map(|_| ()),
     }
     .expect("the ERP's tables");
-    store.migrate(false).await.expect("the service's migrations");
+    store
+        .migrate(false)
+        .await
+        .expect("the service's migrations");
     for sql in [
         JOB_CLASSES.trim_end_matches(';').to_owned(),
         employee_sql(1, Some("1001"), "Smith", "Ann", "ACTIVE", 1)
@@ -185,13 +212,18 @@ async fn the_triggers_guard_an_erp_schema_the_service_does_not_manage(backend: B
         manual_endorsement(1, 1, 1),
         alis_certification(2, 1),
     ] {
-        try_sql(&store, &sql).await.expect("writes pass while the lock is free");
+        try_sql(&store, &sql)
+            .await
+            .expect("writes pass while the lock is free");
     }
 
     // An import holds the lock (as another replica's would).
-    try_sql(&store, "update cert_lock set state = 'HELD', epoch = 1 where id = 1")
-        .await
-        .expect("hold");
+    try_sql(
+        &store,
+        "update cert_lock set state = 'HELD', epoch = 1 where id = 1",
+    )
+    .await
+    .expect("hold");
     assert_manual_writes_refused(&store, 1, 1, 2, 1).await;
     try_sql(&store, &alis_certification(3, 1))
         .await
@@ -281,14 +313,24 @@ async fn a_stale_importer_is_fenced_by_the_epoch_and_writes_nothing(backend: Bac
         let hold = Arc::clone(&hold);
         let input = Cursor::new(file(&[ANN]).into_bytes());
         async move {
-            run_import(&store, input, &request(stale_run), &ImportSettings::default(), &*hold).await
+            run_import(
+                &store,
+                input,
+                &request(stale_run),
+                &ImportSettings::default(),
+                &*hold,
+            )
+            .await
         }
     });
     tokio::time::timeout(common::lock::DEADLINE, hold.reached.notified())
         .await
         .expect("the stale importer reaches its replace");
     let held = db.store.cert_lock().await.unwrap();
-    assert_eq!((held.state, held.epoch, held.run_id), (LockState::Held, 1, Some(stale_run)));
+    assert_eq!(
+        (held.state, held.epoch, held.run_id),
+        (LockState::Held, 1, Some(stale_run))
+    );
 
     // Its process hangs; another replica declares it lost, which frees the lock, and
     // imports in its place.
@@ -306,7 +348,11 @@ async fn a_stale_importer_is_fenced_by_the_epoch_and_writes_nothing(backend: Bac
     let error = result.expect_err("fenced");
     assert!(matches!(error, ImportError::Fenced { run_id, epoch: 1 } if run_id == stale_run));
     assert!(error.to_string().starts_with("fenced"), "{error}");
-    assert_eq!(db.snapshot().await, after_second, "the stale importer wrote nothing");
+    assert_eq!(
+        db.snapshot().await,
+        after_second,
+        "the stale importer wrote nothing"
+    );
     assert_eq!(common::records_written_by(&db.store, stale_run).await, 0);
     assert_eq!(
         scalar(
@@ -321,9 +367,7 @@ async fn a_stale_importer_is_fenced_by_the_epoch_and_writes_nothing(backend: Bac
     assert_eq!((lock.state, lock.epoch), (LockState::Free, 2));
 }
 
-async fn an_importer_declared_lost_while_waiting_for_edits_never_holds_the_lock(
-    backend: Backend,
-) {
+async fn an_importer_declared_lost_while_waiting_for_edits_never_holds_the_lock(backend: Backend) {
     let db = district(backend).await;
     let now = Timestamp::now();
     let lease = NewLease {
@@ -333,7 +377,10 @@ async fn an_importer_declared_lost_while_waiting_for_edits_never_holds_the_lock(
         acquired_at: now,
         expires_at: now + SignedDuration::from_secs(3600),
     };
-    assert!(matches!(db.store.grant_lease(&lease).await.unwrap(), Grant::Granted(_)));
+    assert!(matches!(
+        db.store.grant_lease(&lease).await.unwrap(),
+        Grant::Granted(_)
+    ));
     let stale_run = start_run(&db.store).await;
     let settings = LockSettings {
         poll_interval: Duration::from_millis(10),
@@ -353,11 +400,18 @@ async fn an_importer_declared_lost_while_waiting_for_edits_never_holds_the_lock(
     assert_eq!(lock_state(&db.store).await, LockState::Pending);
 
     assert_eq!(reap_everything(&db.store).await, vec![stale_run]);
-    assert_eq!(lock_state(&db.store).await, LockState::Free, "the reaper freed it");
+    assert_eq!(
+        lock_state(&db.store).await,
+        LockState::Free,
+        "the reaper freed it"
+    );
     db.store.release_lease(&lease.id, "editor").await.unwrap();
     let result = waiting.await.expect("task");
     assert!(
-        matches!(result, Err(alis_import::lock::LockError::Fenced { epoch: 1, .. })),
+        matches!(
+            result,
+            Err(alis_import::lock::LockError::Fenced { epoch: 1, .. })
+        ),
         "{result:?}"
     );
     assert_eq!(lock_state(&db.store).await, LockState::Free);
@@ -378,37 +432,71 @@ async fn reaping_a_lost_import_frees_the_lock(backend: Backend) {
         acquired_at: now,
         expires_at: now + SignedDuration::from_secs(10),
     };
-    match db.store.grant_lease(&lease(LeaseId::random())).await.unwrap() {
+    match db
+        .store
+        .grant_lease(&lease(LeaseId::random()))
+        .await
+        .unwrap()
+    {
         Grant::Refused(refusal) => assert_eq!(refusal.run_id, Some(run)),
         granted => panic!("granted while held: {granted:?}"),
     }
 
     // A heartbeat within the timeout keeps the run, and the lock.
-    let reaped = db.store.reap_lost_runs(now, Duration::from_secs(60)).await.unwrap();
+    let reaped = db
+        .store
+        .reap_lost_runs(now, Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(reaped.is_empty());
     assert_eq!(lock_state(&db.store).await, LockState::Held);
 
     // Past it, the same tick fails the run and frees the lock.
     assert_eq!(reap_everything(&db.store).await, vec![run]);
     let failed = db.store.get_run(run).await.unwrap().unwrap();
-    assert!(failed.error.as_deref().is_some_and(|e| e.starts_with("worker lost")));
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("worker lost"))
+    );
     let lock = db.store.cert_lock().await.unwrap();
-    assert_eq!((lock.state, lock.run_id, lock.epoch), (LockState::Free, None, 1));
-    match db.store.grant_lease(&lease(LeaseId::random())).await.unwrap() {
+    assert_eq!(
+        (lock.state, lock.run_id, lock.epoch),
+        (LockState::Free, None, 1)
+    );
+    match db
+        .store
+        .grant_lease(&lease(LeaseId::random()))
+        .await
+        .unwrap()
+    {
         Grant::Granted(granted) => assert_eq!(granted.fencing_token, 1),
         refused => panic!("refused after the reap: {refused:?}"),
     }
 
     // A lock whose run ended without freeing it is freed by the next tick.
     let ended_run = start_run(&db.store).await;
-    assert_eq!(db.store.mark_cert_lock_pending(ended_run, now).await.unwrap(), Some(2));
+    assert_eq!(
+        db.store
+            .mark_cert_lock_pending(ended_run, now)
+            .await
+            .unwrap(),
+        Some(2)
+    );
     let failed = RunOutcome {
         status: RunStatus::Failed,
         error: Some("crashed before freeing".into()),
     };
     assert!(db.store.finish_run(ended_run, &failed, None).await.unwrap());
     assert_eq!(lock_state(&db.store).await, LockState::Pending);
-    assert!(db.store.reap_lost_runs(now, Duration::from_secs(60)).await.unwrap().is_empty());
+    assert!(
+        db.store
+            .reap_lost_runs(now, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(lock_state(&db.store).await, LockState::Free);
 }
 
@@ -434,10 +522,15 @@ async fn a_failed_replace_frees_the_lock(backend: Backend) {
         }
     }
     let boom = "1002,Jones,Bo,L-2,Provisional,UDR,09/01/2025,08/31/2027,BOOM,Boom,K-6,,,";
-    let result = db.try_import(&file(&[ANN, BO, boom]), ImportOptions::default()).await;
+    let result = db
+        .try_import(&file(&[ANN, BO, boom]), ImportOptions::default())
+        .await;
     assert!(matches!(result, Err(ImportError::Store(_))), "{result:?}");
     let lock = db.store.cert_lock().await.unwrap();
-    assert_eq!((lock.state, lock.run_id, lock.epoch), (LockState::Free, None, 1));
+    assert_eq!(
+        (lock.state, lock.run_id, lock.epoch),
+        (LockState::Free, None, 1)
+    );
     // A dry run does not take the lock: the epoch stays.
     db.import(&file(&[ANN]), ImportOptions::dry_run()).await;
     assert_eq!(db.store.cert_lock().await.unwrap().epoch, 1);

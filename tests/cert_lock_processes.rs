@@ -148,7 +148,10 @@ async fn serving_address(log: &Path, child: &mut Child) -> std::net::SocketAddr 
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the service exited ({status}) before serving:\n{text}");
         }
-        assert!(Instant::now() < deadline, "the service never served:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "the service never served:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -160,7 +163,11 @@ async fn wait_reached(file: &Path) {
     let reached = PathBuf::from(reached);
     let deadline = Instant::now() + common::lock::DEADLINE;
     while !reached.exists() {
-        assert!(Instant::now() < deadline, "the import never reached {}", file.display());
+        assert!(
+            Instant::now() < deadline,
+            "the import never reached {}",
+            file.display()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -278,11 +285,18 @@ async fn killing_the_importer_mid_replace_leaves_the_tables_and_frees_the_lock()
 
     importer.kill_9();
     let killed = Instant::now();
-    assert_eq!(setup.certification_tables().await, before, "nothing was committed");
+    assert_eq!(
+        setup.certification_tables().await,
+        before,
+        "nothing was committed"
+    );
 
-    let failed = wait_for_run(&setup.store, run.id, "was failed by the other process", |r| {
-        r.status == RunStatus::Failed
-    })
+    let failed = wait_for_run(
+        &setup.store,
+        run.id,
+        "was failed by the other process",
+        |r| r.status == RunStatus::Failed,
+    )
     .await;
     let deadline = Instant::now() + common::lock::DEADLINE;
     while setup.lock_state().await != LockState::Free {
@@ -290,9 +304,14 @@ async fn killing_the_importer_mid_replace_leaves_the_tables_and_frees_the_lock()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let freed_after = killed.elapsed();
-    eprintln!("run failed and lock freed {freed_after:?} after SIGKILL (heartbeat timeout {HEARTBEAT_TIMEOUT:?})");
+    eprintln!(
+        "run failed and lock freed {freed_after:?} after SIGKILL (heartbeat timeout {HEARTBEAT_TIMEOUT:?})"
+    );
     assert!(
-        failed.error.as_deref().is_some_and(|e| e.starts_with("worker lost")),
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("worker lost")),
         "{failed:?}"
     );
     assert!(
@@ -336,8 +355,16 @@ async fn an_importer_hung_inside_its_transaction_is_ended_by_the_database_and_re
         assert!(Instant::now() < deadline, "the lock was never freed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("hung importer reaped and lock freed {:?} after SIGSTOP", stopped.elapsed());
-    assert!(failed.error.as_deref().is_some_and(|e| e.starts_with("worker lost")));
+    eprintln!(
+        "hung importer reaped and lock freed {:?} after SIGSTOP",
+        stopped.elapsed()
+    );
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("worker lost"))
+    );
     assert_eq!(setup.certification_tables().await, before);
 
     std::fs::remove_file(&pause).unwrap();
@@ -358,7 +385,11 @@ async fn an_importer_hung_inside_its_transaction_is_ended_by_the_database_and_re
 /// or the epoch check of its replace transaction.
 async fn a_stopped_importer_resumed_after_a_takeover_writes_nothing(starved_heartbeat: bool) {
     let setup = Setup::new().await;
-    let name = if starved_heartbeat { "stop-starved" } else { "stop" };
+    let name = if starved_heartbeat {
+        "stop-starved"
+    } else {
+        "stop"
+    };
     let other = setup.service(&format!("{name}-other"), &[]).await;
     let pause = setup.pause_path("before-replace");
     std::fs::write(&pause, b"").unwrap();
@@ -397,7 +428,12 @@ async fn a_stopped_importer_resumed_after_a_takeover_writes_nothing(starved_hear
         r.status == RunStatus::Failed
     })
     .await;
-    assert!(reaped.error.as_deref().is_some_and(|e| e.starts_with("worker lost")));
+    assert!(
+        reaped
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("worker lost"))
+    );
     assert_eq!(setup.lock_state().await, LockState::Free);
     let second = import_on(&setup, &other.client, task).await;
     let after_second = setup.certification_tables().await;
@@ -412,12 +448,22 @@ async fn a_stopped_importer_resumed_after_a_takeover_writes_nothing(starved_hear
     assert_eq!(fenced.status, RunStatus::Failed);
     if starved_heartbeat {
         assert!(
-            fenced.error.as_deref().is_some_and(|e| e.contains("epoch was")),
+            fenced
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("epoch was")),
             "the epoch stopped it: {fenced:?}"
         );
     }
-    assert_eq!(setup.certification_tables().await, after_second, "it wrote nothing");
-    assert_eq!(common::records_written_by(&setup.store, stale_run.id).await, 0);
+    assert_eq!(
+        setup.certification_tables().await,
+        after_second,
+        "it wrote nothing"
+    );
+    assert_eq!(
+        common::records_written_by(&setup.store, stale_run.id).await,
+        0
+    );
     let Store::Postgres(pool) = &setup.store else {
         unreachable!()
     };

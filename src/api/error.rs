@@ -135,7 +135,10 @@ mod tests {
             retry_after: std::time::Duration::from_secs(5),
         }));
         assert_eq!(status.code(), Code::FailedPrecondition);
-        assert_eq!(status.message(), "Certification data update is in Progress.");
+        assert_eq!(
+            status.message(),
+            "Certification data update is in Progress."
+        );
         let details = status.get_error_details();
         let info = details.error_info().expect("ErrorInfo");
         assert_eq!(info.reason, "IMPORT_IN_PROGRESS");

@@ -411,7 +411,12 @@ impl CertImportService for CertImportApi {
             acquired_at: now,
             expires_at: convert::after(now, ttl.get()),
         };
-        match self.store.grant_lease(&lease).await.map_err(ApiError::from)? {
+        match self
+            .store
+            .grant_lease(&lease)
+            .await
+            .map_err(ApiError::from)?
+        {
             Grant::Granted(lease) => Ok(Response::new(proto::AcquireCertLockResponse {
                 lease: Some(convert::lease(&lease)),
             })),

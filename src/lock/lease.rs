@@ -7,6 +7,10 @@ use std::time::Duration;
 /// The longest holder description accepted, in characters.
 pub const MAX_HOLDER_CHARS: usize = 200;
 
+/// The shortest lease granted: instants are stored to the millisecond, and a lease
+/// must end after it begins.
+const MIN_TTL: Duration = Duration::from_millis(1);
+
 /// The longest lease id accepted on release.
 const MAX_ID_CHARS: usize = 64;
 
@@ -83,8 +87,9 @@ impl fmt::Display for LeaseId {
 pub struct LeaseTtl(Duration);
 
 impl LeaseTtl {
-    /// The TTL for a request of `requested` (`None`: not given) under `max`. A zero or
-    /// negative request is an error, not "the default": it is surely a client bug.
+    /// The TTL for a request of `requested` (`None`: not given) under `max`. A zero,
+    /// negative or sub-millisecond request is an error, not "the default": it is surely
+    /// a client bug.
     pub fn parse(requested: Option<(i64, i32)>, max: Duration) -> Result<Self, String> {
         let Some((seconds, nanos)) = requested else {
             return Ok(Self(max));
@@ -99,6 +104,9 @@ impl LeaseTtl {
             return Err("nanos must be less than one second".into());
         }
         let asked = Duration::new(u64::try_from(seconds).unwrap_or(u64::MAX), nanos);
+        if asked < MIN_TTL {
+            return Err("must be at least 1ms".into());
+        }
         Ok(Self(asked.min(max)))
     }
 
@@ -142,6 +150,8 @@ mod tests {
         assert!(LeaseTtl::parse(Some((-1, 0)), MAX).is_err());
         assert!(LeaseTtl::parse(Some((1, -5)), MAX).is_err());
         assert!(LeaseTtl::parse(Some((1, 1_000_000_000)), MAX).is_err());
+        assert!(LeaseTtl::parse(Some((0, 999_999)), MAX).is_err());
+        assert!(LeaseTtl::parse(Some((0, 1_000_000)), MAX).is_ok());
     }
 
     #[test]

@@ -240,7 +240,12 @@ pub enum LockError {
 ///
 /// On `Err` the lock may still be pending for this run: the caller frees it
 /// ([`Store::free_cert_lock`]), as it must on every exit.
-#[tracing::instrument(name = "lock_wait", skip_all, fields(run_id, epoch, leases_waited_for), err)]
+#[tracing::instrument(
+    name = "lock_wait",
+    skip_all,
+    fields(run_id, epoch, leases_waited_for),
+    err
+)]
 pub async fn hold_for_replace(
     store: &Store,
     run_id: i64,

@@ -19,9 +19,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use super::instant::{from_pg, from_text, to_pg, to_text, truncated};
 use super::{Store, StoreError};
-use crate::lock::{
-    Fence, Grant, Lease, LeaseId, LockRow, LockState, NewLease, Refusal, Release,
-};
+use crate::lock::{Fence, Grant, Lease, LeaseId, LockRow, LockState, NewLease, Refusal, Release};
 
 const LOCK_ROW: &str = "select state, epoch, run_id, changed_at from cert_lock where id = 1";
 
@@ -83,7 +81,8 @@ pub(super) const FREE_ORPHANED: &str = "update cert_lock set state = 'FREE', run
     (select 1 from import_runs r where r.id = cert_lock.run_id and r.status = 'IN_PROGRESS')";
 /// PostgreSQL: takes the lock row for the reaper's transaction unless a replace
 /// transaction holds it (then its run is alive: the reaper leaves it for a later tick).
-pub(super) const TRY_LOCK_ROW_PG: &str = "select id from cert_lock where id = 1 for update skip locked";
+pub(super) const TRY_LOCK_ROW_PG: &str =
+    "select id from cert_lock where id = 1 for update skip locked";
 
 type LockTuple<T> = (String, i64, Option<i64>, T);
 
