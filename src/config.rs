@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::api::auth::AuthArgs;
 use crate::cli::DatabaseArgs;
 use crate::import::ImportSettings;
 use crate::import::alis_file::ParseSettings;
@@ -24,6 +25,24 @@ pub struct ServiceConfig {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    /// Bearer-token authentication (off unless a key is configured).
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// TLS: the server's certificate chain (PEM). With `--tls-key-file`, the server
+    /// speaks only TLS.
+    #[arg(long, env = "ALIS_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// TLS: the server's private key (PEM).
+    #[arg(long, env = "ALIS_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// mTLS: CA certificates (PEM) that sign client certificates; when set, every
+    /// client must present one.
+    #[arg(long, env = "ALIS_TLS_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    pub tls_client_ca_file: Option<PathBuf>,
 
     /// The local inbox folder the ALiS file is taken from (the development and
     /// manual-drop source).
@@ -93,7 +112,7 @@ pub struct ServiceConfig {
     #[arg(long, env = "ALIS_EXPIRING_WITHIN_DAYS", default_value_t = 90)]
     pub expiring_within_days: u32,
 
-    /// "Run by" of requests while no authentication is configured.
+    /// "Run by" of requests while no authentication is configured (loopback only).
     #[arg(long, env = "ALIS_LOCAL_OPERATOR", default_value = "local")]
     pub local_operator: String,
 

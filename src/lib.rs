@@ -12,6 +12,7 @@
 //!   stored in the file cache, or the newest cached one when the source holds none.
 //! - [`lock`]: the certification lock: edit leases, the import's exclusive hold, epochs
 //!   (fencing), and the database triggers behind them.
+//! - [`secrets`]: the SFTP credentials, from Vault (token, AppRole, Kubernetes) or dev values.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
 //! - [`scheduler`]: when tasks run: [`scheduler::occurrence`] parses a task's schedule
@@ -37,6 +38,7 @@ pub mod lock;
 pub mod report;
 pub mod sample;
 pub mod scheduler;
+pub mod secrets;
 pub mod source;
 pub mod startup;
 pub mod store;

@@ -6,6 +6,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process (server, client, Vault), so
+    // behaviour does not depend on which dependency happens to link which.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = alis_import::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 
 use crate::api::CertImportApi;
-use crate::api::identity::LocalOperator;
+use crate::api::auth::{Authentication, Authenticator};
 use crate::api::proto::cert_import_service_server::CertImportServiceServer;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServiceConfig;
@@ -28,7 +28,8 @@ pub struct Application {
     api: CertImportApi,
     worker: Worker,
     scheduler: Scheduler,
-    local_operator: String,
+    authentication: Authentication,
+    tls: Option<ServerTlsConfig>,
     cancel: CancellationToken,
 }
 
@@ -62,13 +63,24 @@ impl Application {
         clock: Arc<dyn Clock>,
         replace_gate: Option<Arc<tokio::sync::Semaphore>>,
     ) -> anyhow::Result<Self> {
-        if !config.listen.ip().is_loopback() {
-            anyhow::bail!(
-                "refusing to listen on {} without authentication: configure token keys, \
-                 or listen on a loopback address such as 127.0.0.1",
-                config.listen
-            );
-        }
+        let authentication =
+            match Authenticator::from_args(&config.auth).context("authentication settings")? {
+                Some(authenticator) => Authentication::Tokens(Arc::new(authenticator)),
+                None if config.listen.ip().is_loopback() => {
+                    tracing::warn!(
+                        "no authentication configured: every caller is {:?}, loopback only",
+                        config.local_operator
+                    );
+                    Authentication::Local(config.local_operator.clone())
+                }
+                None => anyhow::bail!(
+                    "refusing to listen on {} without authentication: configure token keys \
+                 (--auth-public-key-file or --auth-jwks-file), or listen on a loopback \
+                 address such as 127.0.0.1",
+                    config.listen
+                ),
+            };
+        let tls = tls_config(config)?;
         let time_zone = jiff::tz::TimeZone::get(&config.time_zone)
             .with_context(|| format!("unknown time zone {:?} (--time-zone)", config.time_zone))?;
         let store = config.database.open().await?;
@@ -126,7 +138,8 @@ impl Application {
             api,
             worker,
             scheduler,
-            local_operator: config.local_operator.clone(),
+            authentication,
+            tls,
             cancel,
         })
     }
@@ -168,7 +181,7 @@ impl Application {
             .context("building reflection")?;
         let service = CertImportServiceServer::with_interceptor(
             self.api.clone(),
-            LocalOperator::new(self.local_operator.clone()),
+            self.authentication.clone(),
         );
 
         let jobs = tokio::spawn(
@@ -189,7 +202,11 @@ impl Application {
         };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
         tracing::info!(addr = ?incoming.as_ref().local_addr().ok(), "serving gRPC");
-        let served = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            builder = builder.tls_config(tls).context("TLS settings")?;
+        }
+        let served = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -204,4 +221,19 @@ impl Application {
         tracing::info!("stopped");
         served.context("gRPC server failed")
     }
+}
+
+/// The server's TLS settings, when a certificate is configured.
+fn tls_config(config: &ServiceConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(TlsIdentity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &config.tls_client_ca_file {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }

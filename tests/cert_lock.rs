@@ -27,6 +27,7 @@ on_both_backends!(
     an_import_waits_for_live_leases_and_refuses_new_ones,
     leases_never_released_hold_the_import_until_they_expire,
     only_the_identity_that_took_a_lease_may_release_it,
+    with_tokens_leases_belong_to_the_token_subject_and_need_the_cert_editor_role,
     lease_requests_are_validated_and_long_ttls_capped,
     shutting_down_while_waiting_for_edits_frees_the_lock,
     shutting_down_while_holding_the_lock_frees_it,
@@ -350,6 +351,128 @@ async fn only_the_identity_that_took_a_lease_may_release_it(backend: Backend) {
     assert_eq!(a.store.outstanding_leases(test_epoch()).await.unwrap(), 0);
     b.stop().await;
     a.stop().await;
+}
+
+/// An ES256 key pair: the service reads the public half from a file.
+struct SigningKey {
+    _dir: tempfile::TempDir,
+    public_pem: std::path::PathBuf,
+    private_pem: String,
+}
+
+fn signing_key() -> SigningKey {
+    let dir = support::temp_dir();
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key pair");
+    let public_pem = dir.path().join("jwt-public.pem");
+    std::fs::write(&public_pem, pair.public_key_pem()).expect("write public key");
+    SigningKey {
+        _dir: dir,
+        public_pem,
+        private_pem: pair.serialize_pem(),
+    }
+}
+
+/// A request carrying a bearer token for `subject` with `roles`.
+fn as_user<T>(key: &SigningKey, subject: &str, roles: &[&str], message: T) -> tonic::Request<T> {
+    let now = jiff::Timestamp::now().as_second();
+    let claims = serde_json::json!({
+        "sub": subject, "iss": "https://erp.example.org", "aud": "alis-import",
+        "iat": now, "exp": now + 600, "roles": roles,
+    });
+    let encoding = jsonwebtoken::EncodingKey::from_ec_pem(key.private_pem.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &encoding,
+    )
+    .expect("sign");
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
+
+async fn with_tokens_leases_belong_to_the_token_subject_and_need_the_cert_editor_role(
+    backend: Backend,
+) {
+    let key = signing_key();
+    let flags = [
+        "--auth-public-key-file",
+        &key.public_pem.display().to_string(),
+        "--auth-issuer",
+        "https://erp.example.org",
+        "--auth-audience",
+        "alis-import",
+    ]
+    .map(String::from)
+    .to_vec();
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            flags,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let mut client = app.client.clone();
+    let acquire_as = |subject: &str, roles: &[&str]| {
+        as_user(
+            &key,
+            subject,
+            roles,
+            proto::AcquireCertLockRequest {
+                holder: "editing E00001".into(),
+                ttl: None,
+            },
+        )
+    };
+    let release_as = |subject: &str, lease_id: &str| {
+        as_user(
+            &key,
+            subject,
+            &["cert-editor"],
+            proto::ReleaseCertLockRequest {
+                lease_id: lease_id.into(),
+            },
+        )
+    };
+
+    let lease = client
+        .acquire_cert_lock(acquire_as("ann", &["cert-editor"]))
+        .await
+        .expect("a cert-editor takes a lease")
+        .into_inner()
+        .lease
+        .expect("lease");
+    assert_eq!(lease.subject, "ann");
+    let denied = client
+        .release_cert_lock(release_as("bob", &lease.id))
+        .await
+        .expect_err("bob may not release ann's lease");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let viewer = client
+        .acquire_cert_lock(acquire_as("carol", &["viewer", "operator"]))
+        .await
+        .expect_err("leases need the cert-editor role");
+    assert_eq!(viewer.code(), Code::PermissionDenied);
+    let anonymous = client
+        .acquire_cert_lock(proto::AcquireCertLockRequest {
+            holder: "x".into(),
+            ttl: None,
+        })
+        .await
+        .expect_err("no token");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+
+    for _ in 0..2 {
+        client
+            .release_cert_lock(release_as("ann", &lease.id))
+            .await
+            .expect("ann releases her lease, twice");
+    }
+    assert_eq!(app.store.outstanding_leases(test_epoch()).await.unwrap(), 0);
 }
 
 async fn lease_requests_are_validated_and_long_ttls_capped(backend: Backend) {

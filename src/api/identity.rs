@@ -1,39 +1,26 @@
-//! Who is calling. An interceptor puts an [`Identity`] on every request; handlers read
-//! "run by" and "saved by" from it, never from a request field.
-//!
-//! Without authentication configured (the embedded default, loopback only), every
-//! caller is the configured local operator.
+//! Who is calling. The authentication interceptor ([`super::auth`]) puts an
+//! [`Identity`] on every request; handlers read "run by" and "saved by" from it, never
+//! from a request field.
 
-use tonic::service::Interceptor;
-use tonic::{Request, Status};
+use std::collections::BTreeSet;
+
+use super::auth::{Role, all_roles};
 
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The user name recorded as "run by" / "saved by".
+    /// The user name recorded as "run by" / "saved by": the token's `sub`.
     pub subject: String,
+    /// The roles the caller holds.
+    pub roles: BTreeSet<Role>,
 }
 
-/// Gives every request the same identity: the local operator.
-#[derive(Debug, Clone)]
-pub struct LocalOperator {
-    subject: String,
-}
-
-impl LocalOperator {
-    /// An interceptor naming every caller `subject`.
-    pub fn new(subject: impl Into<String>) -> Self {
+impl Identity {
+    /// The local operator of a service without authentication: every role.
+    pub fn local(subject: impl Into<String>) -> Self {
         Self {
             subject: subject.into(),
+            roles: all_roles(),
         }
-    }
-}
-
-impl Interceptor for LocalOperator {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request.extensions_mut().insert(Identity {
-            subject: self.subject.clone(),
-        });
-        Ok(request)
     }
 }

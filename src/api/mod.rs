@@ -5,10 +5,12 @@
 //! - [`proto`]: the generated types (the one `include_proto!` site).
 //! - [`convert`]: request fields into domain values, stored values into messages.
 //! - [`error`]: the one error → `Status` table.
-//! - [`identity`]: who is calling, set on each request by an interceptor.
+//! - [`auth`]: bearer tokens and roles: who may call what.
+//! - [`identity`]: who is calling, set on each request by the auth interceptor.
 //!
 //! Handlers are thin: validate, call the store or the worker, convert.
 
+pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod identity;
@@ -22,8 +24,8 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use self::auth::{Role, require};
 use self::error::ApiError;
-use self::identity::Identity;
 use self::proto::cert_import_service_server::CertImportService;
 use crate::clock::Clock;
 use crate::lock::{Grant, LeaseHolder, LeaseId, LeaseTtl, NewLease, Release};
@@ -73,14 +75,6 @@ impl CertImportApi {
     }
 }
 
-fn caller<T>(request: &Request<T>) -> Result<String, Status> {
-    request
-        .extensions()
-        .get::<Identity>()
-        .map(|identity| identity.subject.clone())
-        .ok_or_else(|| Status::unauthenticated("no caller identity"))
-}
-
 fn id(value: i64, field: &str) -> Result<i64, ApiError> {
     if value > 0 {
         Ok(value)
@@ -100,7 +94,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::ScheduleTaskRequest>,
     ) -> Result<Response<proto::ScheduleTaskResponse>, Status> {
-        let saved_by = caller(&request)?;
+        let saved_by = require(&request, Role::Operator)?.subject;
         let request = request.into_inner();
         let schedule = convert::task_schedule(&request)?;
         let description = convert::task_description(&request.description)
@@ -133,6 +127,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::GetTaskRequest>,
     ) -> Result<Response<proto::GetTaskResponse>, Status> {
+        require(&request, Role::Viewer)?;
         let task_id = id(request.get_ref().task_id, "task_id")?;
         let task = self
             .store
@@ -155,6 +150,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::DeleteTaskRequest>,
     ) -> Result<Response<proto::DeleteTaskResponse>, Status> {
+        require(&request, Role::Operator)?;
         let task_id = id(request.get_ref().task_id, "task_id")?;
         if !self
             .store
@@ -171,6 +167,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::ListTasksRequest>,
     ) -> Result<Response<proto::ListTasksResponse>, Status> {
+        require(&request, Role::Viewer)?;
         let request = request.into_inner();
         let filter = convert::run_filter(&request)?;
         let page_size = match u32::try_from(request.page_size) {
@@ -205,7 +202,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::RunNowRequest>,
     ) -> Result<Response<proto::RunNowResponse>, Status> {
-        let run_by = caller(&request)?;
+        let run_by = require(&request, Role::Operator)?.subject;
         let request = request.into_inner();
         let task_id = id(request.task_id, "task_id")?;
         if self
@@ -255,6 +252,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::GetRunRequest>,
     ) -> Result<Response<proto::GetRunResponse>, Status> {
+        require(&request, Role::Viewer)?;
         let run_id = id(request.get_ref().run_id, "run_id")?;
         let run = self
             .store
@@ -273,6 +271,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::WatchRunRequest>,
     ) -> Result<Response<Self::WatchRunStream>, Status> {
+        require(&request, Role::Viewer)?;
         let run_id = id(request.get_ref().run_id, "run_id")?;
         let first = self
             .store
@@ -323,6 +322,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::GetReportRequest>,
     ) -> Result<Response<proto::GetReportResponse>, Status> {
+        require(&request, Role::Viewer)?;
         let run_id = id(request.get_ref().run_id, "run_id")?;
         let summary = self
             .store
@@ -344,6 +344,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::DownloadReportRequest>,
     ) -> Result<Response<Self::DownloadReportStream>, Status> {
+        require(&request, Role::Viewer)?;
         let run_id = id(request.get_ref().run_id, "run_id")?;
         let pdf = self
             .store
@@ -368,6 +369,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::GetRunLogRequest>,
     ) -> Result<Response<proto::GetRunLogResponse>, Status> {
+        require(&request, Role::Viewer)?;
         let run_id = id(request.get_ref().run_id, "run_id")?;
         if self
             .store
@@ -388,7 +390,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::AcquireCertLockRequest>,
     ) -> Result<Response<proto::AcquireCertLockResponse>, Status> {
-        let subject = caller(&request)?;
+        let subject = require(&request, Role::CertEditor)?.subject;
         let request = request.into_inner();
         let holder = LeaseHolder::parse(&request.holder).map_err(|d| ("holder".to_owned(), d));
         let ttl = LeaseTtl::parse(
@@ -435,7 +437,7 @@ impl CertImportService for CertImportApi {
         &self,
         request: Request<proto::ReleaseCertLockRequest>,
     ) -> Result<Response<proto::ReleaseCertLockResponse>, Status> {
-        let subject = caller(&request)?;
+        let subject = require(&request, Role::CertEditor)?.subject;
         let id = LeaseId::parse(&request.get_ref().lease_id)
             .map_err(|d| ApiError::invalid("lease_id", d))?;
         match self

@@ -5,27 +5,136 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use tonic::transport::Channel;
+use std::path::PathBuf;
+
+use tonic::codegen::InterceptedService;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity as TlsIdentity};
 
 use crate::api::proto;
 use crate::api::proto::cert_import_service_client::CertImportServiceClient;
 
-/// How to reach the service.
+/// How to reach the service. Every flag is global, so it may also follow the
+/// subcommand (`tasks list --server URL`), as operators type it.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// The service's address.
-    #[arg(long, env = "ALIS_SERVER", default_value = "http://127.0.0.1:50051")]
+    /// The service's address (`https://…` for TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "ALIS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub server: String,
+
+    /// CA certificate (PEM) that signs the server's certificate.
+    #[arg(long, global = true, env = "ALIS_CA_FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM), for a server that requires mTLS.
+    #[arg(long, global = true, env = "ALIS_CERT_FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM).
+    #[arg(long, global = true, env = "ALIS_KEY_FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Bearer token (prefer `--token-file`: a command line is visible to other users).
+    #[arg(
+        long,
+        global = true,
+        env = "ALIS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<Token>,
+
+    /// File holding the bearer token.
+    #[arg(long, global = true, env = "ALIS_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
+/// A bearer token; never printed.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.trim().to_owned()))
+    }
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The client type the commands use.
+pub type Client = CertImportServiceClient<InterceptedService<Channel, Bearer>>;
+
 impl ServerArgs {
-    async fn connect(&self) -> anyhow::Result<CertImportServiceClient<Channel>> {
-        let channel = Channel::from_shared(self.server.clone())
-            .with_context(|| format!("not a server address: {}", self.server))?
+    /// Connects with the TLS and token settings given.
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let mut endpoint = Channel::from_shared(self.server.clone())
+            .with_context(|| format!("not a server address: {}", self.server))?;
+        if self.server.starts_with("https://") || self.ca.is_some() || self.cert.is_some() {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &self.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+            }
+            if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+                tls = tls.identity(TlsIdentity::from_pem(read(cert)?, read(key)?));
+            }
+            endpoint = endpoint.tls_config(tls).context("TLS settings")?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot reach alis-import at {}", self.server))?;
-        Ok(CertImportServiceClient::new(channel))
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(token.0.clone()),
+            (None, Some(path)) => Some(
+                String::from_utf8(read(path)?)
+                    .context("the token file is not text")?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let header = token
+            .map(|t| {
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .context("the token holds characters a header cannot")
+            })
+            .transpose()?;
+        Ok(CertImportServiceClient::with_interceptor(
+            channel,
+            Bearer(header),
+        ))
     }
 }
 

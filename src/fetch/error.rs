@@ -16,7 +16,7 @@ pub enum FetchError {
         location: String,
         /// The cause.
         #[source]
-        cause: SourceError,
+        cause: Box<SourceError>,
     },
     /// The newest file is larger than the configured maximum; it was not downloaded.
     #[error(
@@ -38,7 +38,7 @@ pub enum FetchError {
         name: AlisFileName,
         /// The cause.
         #[source]
-        cause: SourceError,
+        cause: Box<SourceError>,
     },
     /// The local copy could not be read back or written.
     #[error("cannot use the local copy {}: {cause}", .path.display())]

@@ -171,7 +171,7 @@ impl<L: RunLog> Fetch<'_, L> {
     async fn run(&self) -> Result<Fetched, FetchError> {
         let listing = self.source.list().await.map_err(|cause| FetchError::List {
             location: self.source.to_string(),
-            cause,
+            cause: Box::new(cause),
         })?;
         let listed = listing.files.len();
         self.info(&format!(
@@ -244,7 +244,7 @@ impl<L: RunLog> Fetch<'_, L> {
             .await
             .map_err(|cause| FetchError::Download {
                 name: file.name.clone(),
-                cause,
+                cause: Box::new(cause),
             })?;
         let bytes = read_back(&copy).await?;
         let put = self
@@ -418,8 +418,13 @@ impl<L: RunLog> Fetch<'_, L> {
 /// A local directory has no connection, so none of its failures is one. The SFTP
 /// source's arm maps `SourceError::Sftp(e)` to `(host, e.event_kind())`; the match on
 /// the source makes adding a source without deciding this a compile error.
-fn connection_event(source: &FileSource, _cause: &SourceError) -> Option<(String, &'static str)> {
-    match source {
-        FileSource::Local(_) => None,
+fn connection_event(source: &FileSource, cause: &SourceError) -> Option<(String, &'static str)> {
+    match (source, cause) {
+        (FileSource::Local(_), _) => None,
+        (FileSource::Sftp(sftp), SourceError::Sftp(error)) => Some((
+            format!("{}:{}", sftp.host(), sftp.port()),
+            error.event_kind(),
+        )),
+        (FileSource::Sftp(_), _) => None,
     }
 }

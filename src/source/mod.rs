@@ -10,9 +10,11 @@
 //!
 //! - [`file_name`]: the ALiS naming rule, parsed into [`AlisFileName`].
 //! - [`local`]: a local directory (development, manual drops).
+//! - [`sftp`]: the state's SFTP server, with a pinned host key.
 
 pub mod file_name;
 pub mod local;
+pub mod sftp;
 
 use std::fmt;
 use std::io;
@@ -23,6 +25,7 @@ use jiff::{SignedDuration, Timestamp};
 
 pub use file_name::{AlisFileName, FileNameError};
 pub use local::LocalDirSource;
+pub use sftp::{SftpCredentials, SftpError, SftpSettings, SftpSource};
 
 /// A recognised ALiS file in a source's folder, as the listing saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,12 +266,15 @@ pub enum SourceError {
     /// The background task doing blocking file I/O panicked or was cancelled.
     #[error("the file task did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The SFTP source failed: connecting, logging in, listing or downloading.
+    #[error(transparent)]
+    Sftp(#[from] SftpError),
 }
 
 /// The configured source of ALiS files.
 ///
 /// An enum rather than a trait object on purpose: there are few sources (a local
-/// directory now, SFTP next as an `Sftp` variant), each is matched on in two places
+/// directory and the SFTP server), each is matched on in two places
 /// below, and an enum keeps `async fn` without boxing and lets each variant keep
 /// its own concrete error detail. Adding a source means adding a variant and its two
 /// match arms; the pipeline keeps calling [`FileSource::list`] and
@@ -277,6 +283,8 @@ pub enum SourceError {
 pub enum FileSource {
     /// A directory on this machine.
     Local(LocalDirSource),
+    /// A folder on an SFTP server.
+    Sftp(SftpSource),
 }
 
 impl FileSource {
@@ -284,6 +292,7 @@ impl FileSource {
     pub async fn list(&self) -> Result<Listing, SourceError> {
         match self {
             Self::Local(source) => source.list().await,
+            Self::Sftp(source) => Ok(source.list().await?),
         }
     }
 
@@ -298,6 +307,7 @@ impl FileSource {
     ) -> Result<FetchedFile, SourceError> {
         match self {
             Self::Local(source) => source.download(file, dest_dir).await,
+            Self::Sftp(source) => Ok(source.download(file, dest_dir).await?),
         }
     }
 }
@@ -307,6 +317,7 @@ impl fmt::Display for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Local(source) => write!(f, "local directory {}", source.dir().display()),
+            Self::Sftp(source) => fmt::Display::fmt(source, f),
         }
     }
 }

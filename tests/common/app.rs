@@ -96,7 +96,12 @@ pub async fn spawn_app_on(
     let served = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let client = connect(addr).await;
+    // The listener is bound already: a lazy channel connects on first use (and a test
+    // of a TLS server builds its own client).
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
+    let client = CertImportServiceClient::new(channel);
     TestApp {
         addr,
         client,

@@ -34,11 +34,18 @@
 //!
 //! A missing server binary makes the test panic with the command that installs it;
 //! tests never skip themselves.
+//!
+//! # The real binary
+//!
+//! [`served`] runs the `alis-import` binary itself as a child process on its embedded
+//! defaults, for the tests that drive it from outside as operators do: grpcurl, the CLI
+//! client and the README's commands.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod served;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,167 @@
+//! Download speed of the SFTP source against OpenSSH's own `sftp` client, on the same
+//! file from the same local test sshd (loopback, so the figure is CPU, not network).
+//!
+//! ```text
+//! cargo run --release --example sftp_download_bench [-- SIZE_MB [ROUNDS [WINDOW_MIB [READS]]]]
+//! ```
+//!
+//! Each round times, from nothing to a complete local file: `sftp -b` (connect, key
+//! login, `get`), and the SFTP source (connect, password login, list, download with
+//! SHA-256 and size check, rename into place). Prints the best and median of each and
+//! the ratio. Needs root (the harness creates a user) and OpenSSH.
+
+#[path = "../tests/support/sshd.rs"]
+mod sshd;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use alis_import::source::{SftpCredentials, SftpSettings, SftpSource};
+
+const NAME: &str = "Curr_Lic_Eds_End_Limits_20261127.csv";
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let size_mb: usize = args.next().map_or(200, |a| a.parse().expect("SIZE_MB"));
+    let rounds: usize = args.next().map_or(5, |a| a.parse().expect("ROUNDS"));
+    let defaults = SftpSettings::new("");
+    let window_size: u32 = args.next().map_or(defaults.window_size, |a| {
+        a.parse::<u32>().expect("WINDOW_MIB") << 20
+    });
+    let concurrent_reads: usize = args
+        .next()
+        .map_or(defaults.concurrent_reads, |a| a.parse().expect("READS"));
+    let size = size_mb * 1_000_000;
+
+    let server = sshd::SshServer::start("bench-password");
+    let mut bytes = vec![0u8; size];
+    fastrand::fill(&mut bytes);
+    server.put(NAME, &bytes, SystemTime::now() - Duration::from_secs(3600));
+    drop(bytes);
+    let work = tempfile::tempdir().unwrap();
+    let batch = work.path().join("batch");
+    let reference_copy = work.path().join("reference.csv");
+    std::fs::write(
+        &batch,
+        format!(
+            "get {}/{NAME} {}\n",
+            server.remote_folder(),
+            reference_copy.display()
+        ),
+    )
+    .unwrap();
+
+    let settings = SftpSettings {
+        window_size,
+        concurrent_reads,
+        ..SftpSettings::new(server.remote_folder())
+    };
+    let credentials = SftpCredentials {
+        host: server.host().to_owned(),
+        port: server.port(),
+        username: server.username().to_owned(),
+        password: server.password().into(),
+        private_key: None,
+        fingerprints: vec![server.fingerprint().parse().unwrap()],
+    };
+    println!(
+        "file: {size_mb} MB; {rounds} rounds each, alternating; source: {} MiB window, {} \
+         reads in flight; sftp: {}",
+        window_size >> 20,
+        concurrent_reads,
+        openssh_version()
+    );
+
+    let mut openssh = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..rounds {
+        let started = Instant::now();
+        let status = Command::new("sftp")
+            .args(["-q", "-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+            .arg("-i")
+            .arg(server.client_key_path())
+            .arg("-P")
+            .arg(server.port().to_string())
+            .arg("-b")
+            .arg(&batch)
+            .arg(format!("{}@{}", server.username(), server.host()))
+            .stdout(Stdio::null())
+            .status()
+            .expect("run sftp (apt-get install -y openssh-client)");
+        assert!(status.success(), "sftp failed");
+        openssh.push(started.elapsed());
+        assert_eq!(
+            std::fs::metadata(&reference_copy).unwrap().len(),
+            size as u64
+        );
+        std::fs::remove_file(&reference_copy).unwrap();
+
+        let dest = tempfile::tempdir_in(work.path()).unwrap();
+        let started = Instant::now();
+        let source = SftpSource::new(settings.clone(), credentials.clone());
+        let file = source.list().await.unwrap().files.remove(0);
+        let fetched = source.download(&file, dest.path()).await.unwrap();
+        ours.push(started.elapsed());
+        source.close().await;
+        assert_eq!(fetched.size, size as u64);
+
+        println!(
+            "round {}: sftp {:.3} s, source {:.3} s",
+            round + 1,
+            openssh[round].as_secs_f64(),
+            ours[round].as_secs_f64()
+        );
+        std::io::stdout().flush().unwrap();
+    }
+
+    // What each client negotiated, from sshd's log, in connection order.
+    let mut negotiated: Vec<String> = Vec::new();
+    let mut client = String::new();
+    for line in server.log().lines() {
+        if let Some((_, software)) = line.split_once("remote software version ") {
+            client = software.trim().to_owned();
+        } else if let Some((_, cipher)) = line.split_once("kex: server->client cipher: ") {
+            let pair = format!("{client}: {}", cipher.trim_end_matches(" [preauth]"));
+            if !negotiated.contains(&pair) {
+                negotiated.push(pair);
+            }
+        }
+    }
+    for pair in &negotiated {
+        println!("negotiated by {pair}");
+    }
+
+    let (openssh_best, openssh_median) = summary(&mut openssh);
+    let (ours_best, ours_median) = summary(&mut ours);
+    let mbps = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "OpenSSH sftp: best {:.3} s ({:.0} MB/s), median {:.3} s",
+        openssh_best.as_secs_f64(),
+        mbps(openssh_best),
+        openssh_median.as_secs_f64()
+    );
+    println!(
+        "SFTP source:  best {:.3} s ({:.0} MB/s), median {:.3} s",
+        ours_best.as_secs_f64(),
+        mbps(ours_best),
+        ours_median.as_secs_f64()
+    );
+    println!(
+        "ratio (source / sftp): best {:.2}x, median {:.2}x",
+        ours_best.as_secs_f64() / openssh_best.as_secs_f64(),
+        ours_median.as_secs_f64() / openssh_median.as_secs_f64()
+    );
+}
+
+fn summary(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort();
+    (times[0], times[times.len() / 2])
+}
+
+fn openssh_version() -> String {
+    let output = Command::new("ssh").arg("-V").output().unwrap();
+    String::from_utf8_lossy(&output.stderr).trim().to_owned()
+}
