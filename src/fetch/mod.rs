@@ -421,10 +421,9 @@ impl<L: RunLog> Fetch<'_, L> {
 fn connection_event(source: &FileSource, cause: &SourceError) -> Option<(String, &'static str)> {
     match (source, cause) {
         (FileSource::Local(_), _) => None,
-        (FileSource::Sftp(sftp), SourceError::Sftp(error)) => Some((
-            format!("{}:{}", sftp.host(), sftp.port()),
-            error.event_kind(),
-        )),
+        (FileSource::Sftp(sftp), SourceError::Sftp(error)) => {
+            Some((format!("{}:{}", sftp.host(), sftp.port()), error.event_kind()))
+        }
         (FileSource::Sftp(_), _) => None,
     }
 }
