@@ -21,6 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use alis_import::api::proto;
+use alis_import::lock::LockState;
 use alis_import::sample::SampleSpec;
 use alis_import::store::{RunRecord, RunStatus, Store};
 use common::app::{AppOptions, TestApp, spawn_app_on, spawn_app_with};
@@ -64,6 +65,8 @@ async fn connections_cut_mid_replace_fail_the_run_change_nothing_and_the_service
     let importer = wait_until_blocked(&mut observer, "insert into endorsement_codes").await;
     let held = app.store.get_run(run.id).await.unwrap().unwrap();
     assert_eq!(held.status, RunStatus::InProgress);
+    assert_eq!(held.phase.as_deref(), Some("REPLACING"));
+    assert_eq!(app.store.cert_lock().await.unwrap().run_id, Some(run.id));
     let in_transaction: i64 = sqlx::query_scalar(
         "select count(*) from pg_locks where pid = $1 and relation = 'certifications'::regclass \
          and mode = 'RowExclusiveLock' and granted",
@@ -77,8 +80,9 @@ async fn connections_cut_mid_replace_fail_the_run_change_nothing_and_the_service
     // Cut every connection of the service: the importer's, and the idle ones its
     // heartbeat and phase writer use.
     let cut: Vec<i32> = sqlx::query_scalar(
-        "select pid from pg_stat_activity where datname = current_database() \
-         and pid <> pg_backend_pid() and pid <> $1 and pg_terminate_backend(pid)",
+        "with victims as materialized (select pid from pg_stat_activity \
+         where datname = current_database() and pid <> pg_backend_pid() and pid <> $1) \
+         select pid from victims where pg_terminate_backend(pid)",
     )
     .bind(holder_pid)
     .fetch_all(&mut observer)
@@ -114,7 +118,9 @@ async fn connections_cut_mid_replace_fail_the_run_change_nothing_and_the_service
     );
     assert_eq!(common::records_written_by(&app.store, run.id).await, 0);
 
-    // The service carries on: SERVING, and the next import succeeds.
+    // The service carries on: the lock is free, it is SERVING, and the next import
+    // succeeds.
+    assert_lock_free(&app).await;
     assert_serving(&app).await;
     let next = import(&app, task).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
@@ -145,6 +151,18 @@ async fn wait_until_blocked(observer: &mut PgConnection, query_start: &str) -> i
     }
 }
 
+/// The certification lock is free and an edit lease is granted.
+async fn assert_lock_free(app: &TestApp) {
+    let lock = app.store.cert_lock().await.expect("read the lock");
+    assert_eq!(lock.state, LockState::Free, "{lock:?}");
+    let lease = common::lock::acquire(&app.client, "an editor", None)
+        .await
+        .expect("a lease");
+    common::lock::release(&app.client, &lease.id)
+        .await
+        .expect("release the lease");
+}
+
 async fn assert_serving(app: &TestApp) {
     use tonic_health::pb::health_check_response::ServingStatus;
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
@@ -170,8 +188,13 @@ async fn a_full_disk_fails_the_sqlite_import_cleanly_and_the_database_stays_inta
     let mount = Tmpfs::mount("64m");
     let database = mount.path().join("alis-import.db");
     let url = format!("sqlite://{}?mode=rwc", database.display());
-    let (_, guard) = Backend::Sqlite.fresh_database_url().await;
-    let app = spawn_app_on(Backend::Sqlite, url, guard, AppOptions::default()).await;
+    let app = spawn_app_on(
+        Backend::Sqlite,
+        url,
+        support::Guard::none(),
+        AppOptions::default(),
+    )
+    .await;
     // Some 7 000 records: a replace writes megabytes of pages.
     let spec = SampleSpec {
         statewide_educators: 6_000,
@@ -223,6 +246,7 @@ async fn a_full_disk_fails_the_sqlite_import_cleanly_and_the_database_stays_inta
         "exactly the rows before"
     );
     assert_eq!(common::records_written_by(&app.store, full.id).await, 0);
+    assert_lock_free(&app).await;
 
     // Space again: the next import succeeds, and the database is still sound.
     mount.free();

@@ -33,6 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alis_import::api::proto::{self, cert_import_service_client::CertImportServiceClient};
+use alis_import::lock::LockState;
 use alis_import::sample::{self, SampleSpec};
 use alis_import::store::{RunRecord, RunStatus, Store};
 use common::app::{AppOptions, TestApp, spawn_app_on};
@@ -234,6 +235,7 @@ async fn kill_loop(backend: Backend) {
             .await
             .expect("read")
             .expect("the run");
+        let lock_at_kill = copy.store.cert_lock().await.expect("read the lock");
         let tables = snapshot(&copy.store).await;
         let outcome = if tables == fixture.before {
             assert_eq!(
@@ -258,6 +260,21 @@ async fn kill_loop(backend: Backend) {
                 describe_difference(&fixture.before, &calibration.after, &tables)
             );
         };
+        // The lock is free exactly when the new data is visible (design §6): after the
+        // commit it is free; before it, free or the killed run's.
+        match outcome {
+            Landed::AfterCommitBeforeFinish | Landed::AfterFinished => {
+                assert_eq!(
+                    lock_at_kill.state,
+                    LockState::Free,
+                    "{context}: {lock_at_kill:?}"
+                )
+            }
+            Landed::Before | Landed::BeforeInsideTheTransaction => assert!(
+                lock_at_kill.state == LockState::Free || lock_at_kill.run_id == Some(run.id),
+                "{context}: {lock_at_kill:?}"
+            ),
+        }
         let written = common::records_written_by(&copy.store, run.id).await;
         let expected = match outcome {
             Landed::Before | Landed::BeforeInsideTheTransaction => 0,
@@ -272,6 +289,11 @@ async fn kill_loop(backend: Backend) {
         assert!(
             tick.reaped.is_empty(),
             "{context}: reaped while the heartbeat was fresh: {tick:?}"
+        );
+        assert_eq!(
+            copy.store.cert_lock().await.expect("read the lock"),
+            lock_at_kill,
+            "{context}: the lock stays while the heartbeat is fresh"
         );
         recoverer
             .clock
@@ -291,12 +313,29 @@ async fn kill_loop(backend: Backend) {
             assert_eq!(ended.status, RunStatus::Failed, "{context}");
             let error = ended.error.clone().unwrap_or_default();
             assert!(error.starts_with("worker lost"), "{context}: {error}");
+            // Said so when the records are the lost run's (else HR reads "failed" and
+            // believes nothing changed).
+            assert_eq!(
+                error.contains("after its import was committed"),
+                outcome == Landed::AfterCommitBeforeFinish,
+                "{context}: {error}"
+            );
         }
         assert_eq!(
             snapshot(&copy.store).await,
             tables,
             "{context}: reaping changed the tables"
         );
+
+        // The lock is free again, and edits are allowed.
+        let lock = copy.store.cert_lock().await.expect("read the lock");
+        assert_eq!(lock.state, LockState::Free, "{context}: {lock:?}");
+        let lease = common::lock::acquire(&recoverer.client, "an editor after the kill", None)
+            .await
+            .unwrap_or_else(|status| panic!("{context}: a lease after recovery: {status:?}"));
+        common::lock::release(&recoverer.client, &lease.id)
+            .await
+            .expect("release the lease");
 
         // The import slot is free again: a new import starts. Every fifth iteration
         // (and the last) also waits for it to succeed; the others stop it (a
@@ -414,7 +453,7 @@ impl Fixture {
                 )
             }
         };
-        let app = spawn_app_on(backend, url, no_guard().await, AppOptions::default()).await;
+        let app = spawn_app_on(backend, url, support::Guard::none(), AppOptions::default()).await;
         app.store
             .insert_district(&sample::district(&spec))
             .await
@@ -543,7 +582,7 @@ impl Copy {
         let app = spawn_app_on(
             self.backend,
             self.url.clone(),
-            no_guard().await,
+            support::Guard::none(),
             AppOptions {
                 flags,
                 replace_gate: None,
@@ -610,12 +649,6 @@ async fn wait_without_sessions(database: &str) {
 
 fn database_name(url: &str) -> String {
     url.rsplit('/').next().expect("a database name").to_owned()
-}
-
-/// `spawn_app_on` wants a guard; the copies' storage is kept by [`Copy`], so any
-/// guard that keeps nothing that matters will do: an empty temporary directory.
-async fn no_guard() -> support::Guard {
-    Backend::Sqlite.fresh_database_url().await.1
 }
 
 // ---------------------------------------------------------------------------
