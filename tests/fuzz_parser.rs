@@ -1522,6 +1522,30 @@ fn huge_fields_and_long_files_stay_within_the_memory_bound() {
     }
 }
 
+/// Found by this fuzz target (arbitrary bytes): a file starting with two UTF-8 BOMs
+/// read three bytes at a time looked empty, while read at once its header was read.
+#[test]
+fn a_second_bom_is_read_the_same_whatever_the_read_size() {
+    let text = format!(
+        "\u{FEFF}\u{FEFF}{HEADER}\r\n1001,Smith,Ann,L-1,Provisional,ACT,07/01/2020,06/30/2027,2-05,,,,,\r\n"
+    );
+    for step in [1, 2, 3, 4, 5, 64 * 1024] {
+        let outcome = run_parse(
+            Trickle {
+                inner: Cursor::new(text.clone().into_bytes()),
+                step,
+            },
+            &lenient(),
+            KeepMode::All,
+        );
+        let parsed = outcome
+            .result
+            .unwrap_or_else(|e| panic!("{step} bytes at a time: {e:?}"));
+        assert_eq!(parsed.data_rows, 1, "{step} bytes at a time");
+        assert_eq!(parsed.educators.len(), 1, "{step} bytes at a time");
+    }
+}
+
 /// Found by this fuzz target's memory bound: the parser remembered the start of every
 /// blank line after the last data row (16 bytes per 2-byte `" \n"` line), so a file of
 /// blank lines held eight times its size; now they are forgotten as they are passed.
@@ -1577,7 +1601,27 @@ fn fuzz_regressions_replay_cleanly() {
             (ParseSettings::default(), KeepMode::All),
             (lenient(), KeepMode::Nobody),
         ] {
-            let checked = std::panic::catch_unwind(|| check_invariants(&bytes, &settings, keep));
+            let checked = std::panic::catch_unwind(|| {
+                let outcome = check_invariants(&bytes, &settings, keep)?;
+                // Every read size, not only the one the fuzz loop picks per input.
+                for step in 1..=8 {
+                    let trickled = run_parse(
+                        Trickle {
+                            inner: Cursor::new(bytes.clone()),
+                            step,
+                        },
+                        &settings,
+                        keep,
+                    );
+                    prop_assert_eq!(
+                        rendered(&outcome.result),
+                        rendered(&trickled.result),
+                        "{} bytes at a time",
+                        step
+                    );
+                }
+                Ok::<_, TestCaseError>(())
+            });
             match checked {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => failures.push(format!("{}: {error}", path.display())),

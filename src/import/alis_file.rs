@@ -372,9 +372,34 @@ impl<R> LineTracker<R> {
     }
 }
 
+impl<R: Read> LineTracker<R> {
+    /// The first read returns at least four bytes unless the input ends first. The
+    /// `csv` reader strips a UTF-8 BOM at the start of its input (here: a second BOM,
+    /// the file's own being skipped already) only when its first read holds all of
+    /// it, and takes a first read of nothing but the BOM for the end of the input: a
+    /// reader returning a few bytes at a time made such a file look empty.
+    fn read_start(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let want = buffer.len().min(UTF8_BOM.len() + 1);
+        let mut filled = 0;
+        while let Some(rest) = buffer.get_mut(filled..).filter(|_| filled < want) {
+            match self.inner.read(rest) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(filled)
+    }
+}
+
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buffer)?;
+        let read = if self.offset == 0 {
+            self.read_start(buffer)?
+        } else {
+            self.inner.read(buffer)?
+        };
         let Some(bytes) = buffer.get(..read) else {
             return Err(io::Error::other(
                 "the input returned more bytes than asked for",
