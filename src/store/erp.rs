@@ -94,7 +94,12 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::RunNotInProgress`] when the run was reaped or has ended.
-    #[tracing::instrument(skip_all, fields(run_id, certifications, endorsements), err)]
+    #[tracing::instrument(
+        name = "replace",
+        skip_all,
+        fields(run_id, certifications, endorsements),
+        err
+    )]
     pub async fn replace_certifications(
         &self,
         run_id: i64,
@@ -366,8 +371,8 @@ async fn replace_postgres(
 
     tracing::Span::current()
         .record("run_id", run_id)
-        .record("certifications", certification_rows.len())
-        .record("endorsements", endorsement_rows.len());
+        .record("certifications", certification_rows.len() as i64)
+        .record("endorsements", endorsement_rows.len() as i64);
     Ok(deleted_counts(certifications_deleted, endorsements_deleted))
 }
 
@@ -457,8 +462,8 @@ async fn replace_sqlite(
     }
     tracing::Span::current()
         .record("run_id", run_id)
-        .record("certifications", certification_rows.len())
-        .record("endorsements", endorsement_rows.len());
+        .record("certifications", certification_rows.len() as i64)
+        .record("endorsements", endorsement_rows.len() as i64);
     Ok(deleted_counts(certifications_deleted, endorsements_deleted))
 }
 

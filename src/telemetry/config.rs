@@ -206,10 +206,7 @@ impl TelemetryArgs {
             .iter()
             .any(|kv| kv.key.as_str() == "service.version")
         {
-            attributes.push(KeyValue::new(
-                "service.version",
-                env!("CARGO_PKG_VERSION"),
-            ));
+            attributes.push(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
         }
         Resource::builder_empty()
             .with_detector(Box::new(
@@ -305,17 +302,32 @@ mod tests {
 
     #[test]
     fn an_empty_endpoint_counts_as_unset() {
-        let args = args(&["--otlp-endpoint", " ", "--otlp-traces-endpoint", "http://t:4317"]);
+        let args = args(&[
+            "--otlp-endpoint",
+            " ",
+            "--otlp-traces-endpoint",
+            "http://t:4317",
+        ]);
         assert_eq!(args.traces_endpoint(), Some("http://t:4317"));
         assert_eq!(args.metrics_endpoint(), None);
     }
 
     #[test]
     fn sdk_disabled_and_none_exporters_turn_export_off() {
-        let disabled = args(&["--otlp-endpoint", "http://c:4317", "--otel-sdk-disabled", "true"]);
+        let disabled = args(&[
+            "--otlp-endpoint",
+            "http://c:4317",
+            "--otel-sdk-disabled",
+            "true",
+        ]);
         assert_eq!(disabled.traces_endpoint(), None);
         assert_eq!(disabled.metrics_endpoint(), None);
-        let no_traces = args(&["--otlp-endpoint", "http://c:4317", "--otel-traces-exporter", "none"]);
+        let no_traces = args(&[
+            "--otlp-endpoint",
+            "http://c:4317",
+            "--otel-traces-exporter",
+            "none",
+        ]);
         assert_eq!(no_traces.traces_endpoint(), None);
         assert_eq!(no_traces.metrics_endpoint(), Some("http://c:4317"));
     }
@@ -331,12 +343,18 @@ mod tests {
     #[test]
     fn the_service_is_named_alis_import_by_default() {
         let resource = TelemetryArgs::default().resource();
-        assert_eq!(attribute(&resource, "service.name").as_deref(), Some("alis-import"));
+        assert_eq!(
+            attribute(&resource, "service.name").as_deref(),
+            Some("alis-import")
+        );
         assert_eq!(
             attribute(&resource, "service.version").as_deref(),
             Some(env!("CARGO_PKG_VERSION"))
         );
-        assert_eq!(attribute(&resource, "telemetry.sdk.language").as_deref(), Some("rust"));
+        assert_eq!(
+            attribute(&resource, "telemetry.sdk.language").as_deref(),
+            Some("rust")
+        );
     }
 
     #[test]
@@ -352,7 +370,10 @@ mod tests {
             "--otel-service-name",
             "alis-prod",
         ]);
-        assert_eq!(attribute(&both.resource(), "service.name").as_deref(), Some("alis-prod"));
+        assert_eq!(
+            attribute(&both.resource(), "service.name").as_deref(),
+            Some("alis-prod")
+        );
     }
 
     #[test]

@@ -118,23 +118,20 @@ impl Call {
             network.peer.address = Empty,
             network.peer.port = Empty,
         );
-        let addresses = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .or_else(|| {
-                request
-                    .extensions()
-                    .get::<TlsConnectInfo<TcpConnectInfo>>()
-                    .map(TlsConnectInfo::get_ref)
-            });
+        let addresses = request.extensions().get::<TcpConnectInfo>().or_else(|| {
+            request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        });
         if let Some(info) = addresses {
             if let Some(local) = info.local_addr() {
                 span.record("server.address", local.ip().to_string())
-                    .record("server.port", local.port());
+                    .record("server.port", i64::from(local.port()));
             }
             if let Some(peer) = info.remote_addr() {
                 span.record("network.peer.address", peer.ip().to_string())
-                    .record("network.peer.port", peer.port());
+                    .record("network.peer.port", i64::from(peer.port()));
             }
         }
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
@@ -238,8 +235,7 @@ where
         Poll::Ready(match response {
             Ok(response) => {
                 // A refused call is "trailers only": its status is in the headers.
-                if let (Some(call), Some(code)) = (call.as_mut(), grpc_status(response.headers()))
-                {
+                if let (Some(call), Some(code)) = (call.as_mut(), grpc_status(response.headers())) {
                     call.end(code);
                 }
                 Ok(response.map(|body| TracedBody { body, call }))
@@ -316,7 +312,15 @@ mod tests {
             service_and_method("/alis.certimport.v1.CertImportService/ListTasks"),
             Some(("alis.certimport.v1.CertImportService", "ListTasks"))
         );
-        for not_grpc in ["/", "", "/Service", "/Service/", "//Method", "/a/b/c", "a/b"] {
+        for not_grpc in [
+            "/",
+            "",
+            "/Service",
+            "/Service/",
+            "//Method",
+            "/a/b/c",
+            "a/b",
+        ] {
             assert_eq!(service_and_method(not_grpc), None, "{not_grpc:?}");
         }
     }

@@ -67,14 +67,7 @@ const DEFAULT_LOG_FILTER: &str =
 
 /// Crates whose own spans are never exported: the exporter's transport (exporting
 /// them would export the exports) and the SDK itself.
-const NOT_EXPORTED: &[&str] = &[
-    "opentelemetry",
-    "h2",
-    "hyper",
-    "tonic",
-    "tower",
-    "reqwest",
-];
+const NOT_EXPORTED: &[&str] = &["opentelemetry", "h2", "hyper", "tonic", "tower", "reqwest"];
 
 /// The installed exporters, to flush at shutdown.
 #[derive(Debug)]
@@ -120,8 +113,11 @@ pub fn init(args: &TelemetryArgs, log_format: LogFormat) -> anyhow::Result<Telem
     };
     // The RPC span repeats addresses and names on every line: logs leave it out.
     let not_rpc_span = filter_fn(|meta| !(meta.is_span() && meta.target() == grpc::SPAN_TARGET));
-    let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> =
-        vec![log_lines.with_filter(log_filter().and(not_rpc_span)).boxed()];
+    let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> = vec![
+        log_lines
+            .with_filter(log_filter().and(not_rpc_span))
+            .boxed(),
+    ];
     if let Some(provider) = &tracer_provider {
         let exported = filter_fn(|meta| {
             !NOT_EXPORTED
@@ -187,6 +183,22 @@ impl Telemetry {
     }
 }
 
+/// A run ended: records its outcome and counts on the current span (the worker's
+/// `run` span) and in the metrics. A failed run's span is marked as an error.
+pub fn run_ended(run: EndedRun<'_>) {
+    let span = tracing::Span::current();
+    span.record("status", run.status.as_str());
+    if run.status != crate::store::RunStatus::Succeeded {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(summary) = run.summary {
+        span.record("rows_parsed", summary.data_rows as i64)
+            .record("records_imported", summary.imported.total as i64)
+            .record("records_deleted", summary.deleted.total as i64);
+    }
+    metrics().record_run(run);
+}
+
 /// `RUST_LOG`, or the default.
 fn log_filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
@@ -237,7 +249,9 @@ fn meter_provider(
 }
 
 /// TLS to the collector, trusting `--otlp-certificate`, when one is given.
-fn collector_tls(args: &TelemetryArgs) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+fn collector_tls(
+    args: &TelemetryArgs,
+) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
     let Some(path) = &args.certificate else {
         return Ok(None);
     };
