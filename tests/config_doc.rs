@@ -18,8 +18,17 @@ fn the_configuration_document_lists_every_environment_variable() {
         .filter_map(|rest| rest.split('=').next())
         .collect();
     assert!(variables.len() > 30, "found the settings: {variables:?}");
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md"))
-        .expect("read docs/configuration.md");
-    let missing: Vec<&&str> = variables.iter().filter(|v| !doc.contains(&format!("`{v}`"))).collect();
-    assert!(missing.is_empty(), "docs/configuration.md lacks {missing:?}: run scripts/gen-config-doc");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("read docs/configuration.md");
+    let missing: Vec<&&str> = variables
+        .iter()
+        .filter(|v| !doc.contains(&format!("`{v}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks {missing:?}: run scripts/gen-config-doc"
+    );
 }

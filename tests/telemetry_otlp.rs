@@ -121,32 +121,31 @@ async fn client(served: &Served) -> CertImportServiceClient<Channel> {
         .expect("connect to the service")
 }
 
-/// Follows run `run_id` through GetRun until it ends.
-async fn run_to_end(
+/// Follows run `run_id` with WatchRun (a server stream) until it ends.
+async fn watch_to_end(
     client: &mut CertImportServiceClient<Channel>,
     bearer: &str,
+    traceparent: &str,
     run_id: i64,
 ) -> proto::Run {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let run = client
-            .get_run(request(proto::GetRunRequest { run_id }, Some(bearer), None))
-            .await
-            .expect("get run")
-            .into_inner()
-            .run
-            .expect("run");
-        if run.status == proto::RunStatus::Succeeded as i32
-            || run.status == proto::RunStatus::Failed as i32
-        {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} did not end: {run:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut stream = client
+        .watch_run(request(
+            proto::WatchRunRequest { run_id },
+            Some(bearer),
+            Some(traceparent),
+        ))
+        .await
+        .expect("watch run")
+        .into_inner();
+    let mut last = None;
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(120), stream.message())
+        .await
+        .expect("the run ends within two minutes")
+        .expect("watch run stream")
+    {
+        last = message.run;
     }
+    last.expect("at least one message")
 }
 
 /// The spans of one trace, by span id.
@@ -424,7 +423,8 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         .into_inner()
         .run
         .expect("run");
-    let run = run_to_end(&mut client, &bearer, run.id).await;
+    let watch_caller = caller_context();
+    let run = watch_to_end(&mut client, &bearer, &watch_caller.2, run.id).await;
     assert_eq!(
         run.status,
         proto::RunStatus::Succeeded as i32,
@@ -490,6 +490,10 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
     assert_eq!(written, imported, "the replace wrote what the run imported");
     let report = trace.named("report");
     assert!(int_attribute(&report.attributes, "pdf_bytes").is_some_and(|b| b > 0));
+    // The stream's span lasts to its last message, which reports the run's end: past
+    // the replace.
+    let watch = assert_rpc_span(&received, "WatchRun", &watch_caller, port, Code::Ok);
+    assert!(watch.end_time_unix_nano > replace.end_time_unix_nano);
     for phase in [fetch, parse, plan, guard, replace, report] {
         assert!(
             trace.is_under(phase, run_span),
