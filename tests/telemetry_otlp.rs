@@ -432,6 +432,33 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         served.log()
     );
 
+    // A run that fails: the SFTP server no longer takes the password Vault holds. Its
+    // error paths (refused login, run log, connection event) handle the password too.
+    world
+        .sshd
+        .set_password(&format!("Rotated{:016x}", fastrand::u64(..)));
+    let failing_caller = caller_context();
+    let failing = client
+        .run_now(request(
+            proto::RunNowRequest {
+                task_id: task.id,
+                ..Default::default()
+            },
+            Some(&bearer),
+            Some(&failing_caller.2),
+        ))
+        .await
+        .expect("run now")
+        .into_inner()
+        .run
+        .expect("run");
+    let failing = watch_to_end(&mut client, &bearer, &failing_caller.2, failing.id).await;
+    assert_eq!(
+        failing.status,
+        proto::RunStatus::Failed as i32,
+        "{failing:?}"
+    );
+
     // SIGTERM: the service drains, stops its jobs, then flushes telemetry, last.
     served.stop_gracefully();
     let received = receiver.received();
@@ -536,15 +563,30 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
     let Some(Data::Sum(runs)) = &last_runs.data else {
         panic!("alis_import.runs is a sum: {last_runs:?}")
     };
-    let succeeded: Vec<_> = runs
-        .data_points
-        .iter()
-        .filter(|p| string_attribute(&p.attributes, "status") == Some("SUCCEEDED"))
-        .collect();
-    assert_eq!(succeeded.len(), 1, "{runs:?}");
+    for status in ["SUCCEEDED", "FAILED"] {
+        let points: Vec<_> = runs
+            .data_points
+            .iter()
+            .filter(|p| string_attribute(&p.attributes, "status") == Some(status))
+            .collect();
+        assert_eq!(points.len(), 1, "{status}: {runs:?}");
+        assert_eq!(
+            points[0].value,
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(1)),
+            "{status}"
+        );
+    }
+
+    // The failed run's span says so, and is marked as an error.
+    let failed_trace = Trace::of(&received, &failing_caller.0);
+    let failed_run = failed_trace.named("run");
     assert_eq!(
-        succeeded[0].value,
-        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(1))
+        string_attribute(&failed_run.attributes, "status"),
+        Some("FAILED")
+    );
+    assert_eq!(
+        failed_run.status.as_ref().map(|s| s.code),
+        Some(opentelemetry_proto::tonic::trace::v1::status::StatusCode::Error as i32)
     );
 
     // No secret anywhere: every attribute, event and resource of every span and
