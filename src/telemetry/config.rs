@@ -282,6 +282,12 @@ mod tests {
     }
 
     #[test]
+    fn the_telemetry_flags_fit_every_subcommand() {
+        use clap::CommandFactory as _;
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
     fn nothing_is_exported_without_an_endpoint() {
         let args = TelemetryArgs::default();
         assert_eq!(args.traces_endpoint(), None);
