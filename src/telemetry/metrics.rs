@@ -42,8 +42,8 @@ const RPC_BUCKETS: &[f64] = &[
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
-/// The service's instruments. Before [`install`], those of the global meter provider
-/// (a no-op unless someone installed one).
+/// The service's instruments. Before [`super::init`] installs its meter provider, those
+/// of the global one (a no-op unless someone installed one).
 pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics::new(&opentelemetry::global::meter_with_scope(scope())))
 }
