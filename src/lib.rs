@@ -11,6 +11,8 @@
 //!   copy, and [`source::SourceFactory`], each run's source with credentials read as it starts.
 //! - [`fetch`]: the file a run uses (rules §1.2): the newest in the source, reused from or
 //!   stored in the file cache, or the newest cached one when the source holds none.
+//! - [`lock`]: the certification lock: edit leases, the import's exclusive hold, epochs
+//!   (fencing), and the database triggers behind them.
 //! - [`secrets`]: the SFTP credentials, from Vault (token, AppRole, Kubernetes) or dev values.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
@@ -35,6 +37,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod import;
+pub mod lock;
 pub mod report;
 pub mod sample;
 pub mod scheduler;

@@ -113,10 +113,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
 
         let cancel = CancellationToken::new();
+        let mut import = config.import_settings();
+        import.lock.clock = Arc::clone(&clock);
         let worker = Worker::new(
             store.clone(),
             WorkerSettings {
-                import: config.import_settings(),
+                import,
                 sources,
                 work_dir: config.work_dir.clone(),
                 fetch: crate::fetch::FetchSettings {
@@ -127,6 +129,10 @@ impl Application {
                 time_zone,
                 heartbeat_interval: config.heartbeat_interval,
                 replace_gate,
+                pause_files: crate::worker::PauseFiles {
+                    before_replace: config.test_pause_before_replace_file.clone(),
+                    before_commit: config.test_pause_before_commit_file.clone(),
+                },
             },
             Arc::clone(&clock),
             config.instance(),
@@ -143,7 +149,8 @@ impl Application {
                 busy_wait: config.busy_wait,
             },
         );
-        let api = CertImportApi::new(store.clone(), worker.clone(), clock, cancel.child_token());
+        let api = CertImportApi::new(store.clone(), worker.clone(), clock, cancel.child_token())
+            .with_lease_max_ttl(config.lease_max_ttl);
         Ok(Self {
             listener,
             store,

@@ -148,6 +148,43 @@ async fn watch_to_end(
     last.expect("at least one message")
 }
 
+fn lease_request() -> proto::AcquireCertLockRequest {
+    proto::AcquireCertLockRequest {
+        holder: "erp-certification-editor".into(),
+        ttl: Some(prost_types::Duration {
+            seconds: 30,
+            nanos: 0,
+        }),
+    }
+}
+
+/// Polls GetRun until run `run_id` is in `phase`.
+async fn wait_for_phase(
+    client: &mut CertImportServiceClient<Channel>,
+    bearer: &str,
+    run_id: i64,
+    phase: proto::RunPhase,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = client
+            .get_run(request(proto::GetRunRequest { run_id }, Some(bearer), None))
+            .await
+            .expect("get run")
+            .into_inner()
+            .run
+            .expect("run");
+        if run.phase == phase as i32 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run_id} did not reach {phase:?}: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The spans of one trace, by span id.
 struct Trace<'a> {
     by_id: HashMap<&'a [u8], &'a Span>,
@@ -374,7 +411,7 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         .unwrap()
         .parse::<u16>()
         .unwrap();
-    let bearer = bearer_token(&world.keys, "otel-tester", &["operator"]);
+    let bearer = bearer_token(&world.keys, "otel-tester", &["operator", "cert-editor"]);
     let mut client = client(&served).await;
 
     let list_caller = caller_context();
@@ -408,6 +445,15 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         .await
         .expect_err("no token");
     assert_eq!(refused.code(), Code::Unauthenticated);
+    // An edit lease is out when the run starts: the import waits for it (lock_wait),
+    // and refuses new leases meanwhile.
+    let lease = client
+        .acquire_cert_lock(request(lease_request(), Some(&bearer), None))
+        .await
+        .expect("a lease while no import runs")
+        .into_inner()
+        .lease
+        .expect("lease");
     let run_caller = caller_context();
     let run = client
         .run_now(request(
@@ -423,6 +469,31 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         .into_inner()
         .run
         .expect("run");
+    wait_for_phase(
+        &mut client,
+        &bearer,
+        run.id,
+        proto::RunPhase::WaitingForEdits,
+    )
+    .await;
+    let refused_lease_caller = caller_context();
+    let refusal = client
+        .acquire_cert_lock(request(
+            lease_request(),
+            Some(&bearer),
+            Some(&refused_lease_caller.2),
+        ))
+        .await
+        .expect_err("no lease while an import waits for the lock");
+    assert_eq!(refusal.code(), Code::FailedPrecondition);
+    client
+        .release_cert_lock(request(
+            proto::ReleaseCertLockRequest { lease_id: lease.id },
+            Some(&bearer),
+            None,
+        ))
+        .await
+        .expect("release the lease");
     let watch_caller = caller_context();
     let run = watch_to_end(&mut client, &bearer, &watch_caller.2, run.id).await;
     assert_eq!(
@@ -465,6 +536,13 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
     // The RPC server spans, in their callers' traces.
     assert_rpc_span(&received, "ListTasks", &list_caller, port, Code::Ok);
     assert_rpc_span(&received, "ScheduleTask", &schedule_caller, port, Code::Ok);
+    assert_rpc_span(
+        &received,
+        "AcquireCertLock",
+        &refused_lease_caller,
+        port,
+        Code::FailedPrecondition,
+    );
     let refused_span = assert_rpc_span(
         &received,
         "ListTasks",
@@ -515,13 +593,20 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
     let written = int_attribute(&replace.attributes, "certifications").unwrap_or_default()
         + int_attribute(&replace.attributes, "endorsements").unwrap_or_default();
     assert_eq!(written, imported, "the replace wrote what the run imported");
+    let lock_wait = trace.named("lock_wait");
+    assert_eq!(
+        int_attribute(&lock_wait.attributes, "leases_waited_for"),
+        Some(1)
+    );
+    assert!(int_attribute(&lock_wait.attributes, "epoch").is_some_and(|e| e > 0));
+    assert!(lock_wait.end_time_unix_nano <= replace.start_time_unix_nano);
     let report = trace.named("report");
     assert!(int_attribute(&report.attributes, "pdf_bytes").is_some_and(|b| b > 0));
     // The stream's span lasts to its last message, which reports the run's end: past
     // the replace.
     let watch = assert_rpc_span(&received, "WatchRun", &watch_caller, port, Code::Ok);
     assert!(watch.end_time_unix_nano > replace.end_time_unix_nano);
-    for phase in [fetch, parse, plan, guard, replace, report] {
+    for phase in [fetch, parse, plan, guard, lock_wait, replace, report] {
         assert!(
             trace.is_under(phase, run_span),
             "{} is under the run",
@@ -542,15 +627,18 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         );
     }
 
-    // The metrics of design §8 (lock waits and lease refusals are recorded by the
-    // certification lock; none happen in this run).
+    // The metrics of design §8.
     let metrics = received.metrics_by_name();
     for name in [
         "alis_import.runs",
         "alis_import.run.duration",
         "alis_import.rows.parsed",
+        "alis_import.rows.invalid",
         "alis_import.records.imported",
         "alis_import.records.deleted",
+        "alis_import.lock.waits",
+        "alis_import.lock.wait.duration",
+        "alis_import.lease.refusals",
         "rpc.server.call.duration",
     ] {
         assert!(
@@ -575,6 +663,27 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
             Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(1)),
             "{status}"
         );
+    }
+
+    for (name, expected) in [
+        ("alis_import.lock.waits", 1),
+        ("alis_import.lease.refusals", 1),
+    ] {
+        let last = metrics[name].last().unwrap();
+        let Some(Data::Sum(sum)) = &last.data else {
+            panic!("{name} is a sum: {last:?}")
+        };
+        let total: i64 = sum
+            .data_points
+            .iter()
+            .map(|p| match p.value {
+                Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(
+                    v,
+                )) => v,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(total, expected, "{name}: {sum:?}");
     }
 
     // The failed run's span says so, and is marked as an error.

@@ -13,7 +13,7 @@
 //! | `alis_import.records.imported` | counter, `{record}` | `kind` (`certification`, `endorsement`) |
 //! | `alis_import.records.deleted` | counter, `{record}` | `kind` |
 //! | `alis_import.lock.waits` | counter, `{wait}` | — (imports that waited for edit leases) |
-//! | `alis_import.lock.wait.duration` | histogram, `s` | — |
+//! | `alis_import.lock.wait.duration` | histogram, `s` | — (every import's lock-wait phase) |
 //! | `alis_import.lease.refusals` | counter, `{lease}` | — (edit leases refused: an import runs) |
 //! | `rpc.server.call.duration` | histogram, `s` | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code` |
 
@@ -133,7 +133,7 @@ impl Metrics {
             lock_wait_duration: meter
                 .f64_histogram("alis_import.lock.wait.duration")
                 .with_unit("s")
-                .with_description("How long imports waited for edit leases")
+                .with_description("How long imports spent in the lock-wait phase")
                 .with_boundaries(LOCK_WAIT_BUCKETS.to_vec())
                 .build(),
             lease_refusals: meter
@@ -182,9 +182,13 @@ impl Metrics {
         }
     }
 
-    /// An import waited `waited` for outstanding edit leases before its replace.
-    pub fn record_lock_wait(&self, waited: Duration) {
-        self.lock_waits.add(1, &[]);
+    /// An import took the certification lock after `waited` in its lock-wait phase,
+    /// with at most `leases` edit leases outstanding meanwhile: the duration always,
+    /// a wait only when there were leases to wait for.
+    pub fn record_lock_wait(&self, waited: Duration, leases: u64) {
+        if leases > 0 {
+            self.lock_waits.add(1, &[]);
+        }
         self.lock_wait_duration.record(waited.as_secs_f64(), &[]);
     }
 
