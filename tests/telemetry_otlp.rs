@@ -476,16 +476,34 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         proto::RunPhase::WaitingForEdits,
     )
     .await;
-    let refused_lease_caller = caller_context();
-    let refusal = client
-        .acquire_cert_lock(request(
-            lease_request(),
-            Some(&bearer),
-            Some(&refused_lease_caller.2),
-        ))
-        .await
-        .expect_err("no lease while an import waits for the lock");
-    assert_eq!(refusal.code(), Code::FailedPrecondition);
+    // The phase is shown a moment before the lock is marked pending: a lease granted
+    // in between is given back at once, and asked for again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused_lease_caller = loop {
+        let caller = caller_context();
+        match client
+            .acquire_cert_lock(request(lease_request(), Some(&bearer), Some(&caller.2)))
+            .await
+        {
+            Err(refusal) => {
+                assert_eq!(refusal.code(), Code::FailedPrecondition, "{refusal:?}");
+                break caller;
+            }
+            Ok(granted) => {
+                let lease_id = granted.into_inner().lease.expect("lease").id;
+                client
+                    .release_cert_lock(request(
+                        proto::ReleaseCertLockRequest { lease_id },
+                        Some(&bearer),
+                        None,
+                    ))
+                    .await
+                    .expect("give the lease back");
+                assert!(Instant::now() < deadline, "leases still granted");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     client
         .release_cert_lock(request(
             proto::ReleaseCertLockRequest { lease_id: lease.id },
