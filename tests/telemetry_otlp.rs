@@ -612,10 +612,8 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
         + int_attribute(&replace.attributes, "endorsements").unwrap_or_default();
     assert_eq!(written, imported, "the replace wrote what the run imported");
     let lock_wait = trace.named("lock_wait");
-    assert_eq!(
-        int_attribute(&lock_wait.attributes, "leases_waited_for"),
-        Some(1)
-    );
+    // The lease taken before the run (and a probe that raced the pending mark).
+    assert!(int_attribute(&lock_wait.attributes, "leases_waited_for").is_some_and(|n| n >= 1));
     assert!(int_attribute(&lock_wait.attributes, "epoch").is_some_and(|e| e > 0));
     assert!(lock_wait.end_time_unix_nano <= replace.start_time_unix_nano);
     let report = trace.named("report");
