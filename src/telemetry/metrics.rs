@@ -12,7 +12,7 @@
 //! | `alis_import.rows.invalid` | counter, `{row}` | — |
 //! | `alis_import.records.imported` | counter, `{record}` | `kind` (`certification`, `endorsement`) |
 //! | `alis_import.records.deleted` | counter, `{record}` | `kind` |
-//! | `alis_import.lock.waits` | counter, `{wait}` | — (imports that waited for edit leases) |
+//! | `alis_import.lock.waits` | counter, `{wait}` | — (imports that had to wait for edit leases) |
 //! | `alis_import.lock.wait.duration` | histogram, `s` | — (every import's lock-wait phase) |
 //! | `alis_import.lease.refusals` | counter, `{lease}` | — (edit leases refused: an import runs) |
 //! | `rpc.server.call.duration` | histogram, `s` | `rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code` |

@@ -31,7 +31,7 @@
 //! | `parse` | under `run_import` | `data_rows`, `invalid_rows`, `educators_kept`, `educators_not_kept`, `windows_1252` |
 //! | `plan` | under `run_import` | `matched`, `skipped`, `unmatched`, `certifications`, `endorsements` |
 //! | `guard` | under `run_import` | `holders_before`, `holders_after`, `refused` |
-//! | `lock_wait` | under `run_import` (the certification lock) | `run_id`, `epoch`, `leases_waited_for` |
+//! | `lock_wait` | under `run_import` | `run_id`, `epoch`, `leases_waited_for` |
 //! | `replace` | under `run_import` | `run_id`, `certifications`, `endorsements` |
 //! | `report` | child of `run` | `pdf_bytes` |
 //!
