@@ -615,7 +615,6 @@ async fn rpc_and_run_spans_and_metrics_reach_the_collector_and_no_secret_does() 
     // The lease taken before the run (and a probe that raced the pending mark).
     assert!(int_attribute(&lock_wait.attributes, "leases_waited_for").is_some_and(|n| n >= 1));
     assert!(int_attribute(&lock_wait.attributes, "epoch").is_some_and(|e| e > 0));
-    assert!(lock_wait.end_time_unix_nano <= replace.start_time_unix_nano);
     let report = trace.named("report");
     assert!(int_attribute(&report.attributes, "pdf_bytes").is_some_and(|b| b > 0));
     // The stream's span lasts to its last message, which reports the run's end: past
