@@ -137,6 +137,21 @@ pub struct ServiceConfig {
     /// credentials are (Vault, or a development file).
     #[command(flatten)]
     pub source: SourceArgs,
+
+    /// The longest certification edit lease granted (AcquireCertLock); longer requests
+    /// are capped. Also the longest an import waits for edits to finish.
+    #[arg(long, env = "ALIS_LEASE_MAX_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_max_ttl: Duration,
+
+    /// TEST ONLY (hidden): while this file exists, every import waits after taking the
+    /// certification lock, before its replace transaction.
+    #[arg(long, hide = true)]
+    pub test_pause_before_replace_file: Option<PathBuf>,
+
+    /// TEST ONLY (hidden): while this file exists, every import waits inside its replace
+    /// transaction, before the commit.
+    #[arg(long, hide = true)]
+    pub test_pause_before_commit_file: Option<PathBuf>,
 }
 
 impl ServiceConfig {
@@ -164,6 +179,11 @@ impl ServiceConfig {
             },
             guard_max_drop_percent: self.guard_max_drop_percent,
             expiring_within_days: self.expiring_within_days,
+            lock: crate::lock::LockSettings {
+                max_ttl: self.lease_max_ttl,
+                replace_idle_timeout: self.heartbeat_timeout,
+                ..crate::lock::LockSettings::default()
+            },
         }
     }
 

@@ -11,6 +11,8 @@
 //!   copy, and [`source::SourceFactory`], each run's source with credentials read as it starts.
 //! - [`fetch`]: the file a run uses (rules §1.2): the newest in the source, reused from or
 //!   stored in the file cache, or the newest cached one when the source holds none.
+//! - [`lock`]: the certification lock: edit leases, the import's exclusive hold, epochs
+//!   (fencing), and the database triggers behind them.
 //! - [`secrets`]: the SFTP credentials, from Vault (token, AppRole, Kubernetes) or dev values.
 //! - [`store`]: the database (PostgreSQL or SQLite) behind one interface, with the
 //!   migrations and the one-transaction replace.
@@ -21,6 +23,8 @@
 //! - [`api`]: the gRPC service: handlers, conversions, the error → status table.
 //! - [`worker`]: executes a claimed run: fetch, import, record the outcome.
 //! - [`startup`]: builds the application and runs it until shutdown.
+//! - [`telemetry`]: logs, and OpenTelemetry traces and metrics over OTLP (off unless
+//!   configured): the span per RPC, the metrics.
 //! - [`config`]: the one typed configuration (flags and environment variables).
 //! - [`clock`]: where "now" comes from (a manual clock in tests).
 //! - [`demo`]: the embedded default's demo district, file and task.
@@ -33,6 +37,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod import;
+pub mod lock;
 pub mod report;
 pub mod sample;
 pub mod scheduler;
@@ -40,4 +45,5 @@ pub mod secrets;
 pub mod source;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod worker;

@@ -2,7 +2,8 @@
 //! binds the port and wires the API, the worker and the scheduler;
 //! [`Application::run_until_stopped`] serves until the shutdown future completes, then
 //! stops in order: health NOT_SERVING, drain RPCs, cancel jobs (an import in flight
-//! rolls back; the Vault token renewal stops), close the pool.
+//! rolls back; the Vault token renewal stops), close the pool. `main` then flushes
+//! telemetry, last.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,10 +113,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
 
         let cancel = CancellationToken::new();
+        let mut import = config.import_settings();
+        import.lock.clock = Arc::clone(&clock);
         let worker = Worker::new(
             store.clone(),
             WorkerSettings {
-                import: config.import_settings(),
+                import,
                 sources,
                 work_dir: config.work_dir.clone(),
                 fetch: crate::fetch::FetchSettings {
@@ -126,6 +129,10 @@ impl Application {
                 time_zone,
                 heartbeat_interval: config.heartbeat_interval,
                 replace_gate,
+                pause_files: crate::worker::PauseFiles {
+                    before_replace: config.test_pause_before_replace_file.clone(),
+                    before_commit: config.test_pause_before_commit_file.clone(),
+                },
             },
             Arc::clone(&clock),
             config.instance(),
@@ -142,7 +149,8 @@ impl Application {
                 busy_wait: config.busy_wait,
             },
         );
-        let api = CertImportApi::new(store.clone(), worker.clone(), clock, cancel.child_token());
+        let api = CertImportApi::new(store.clone(), worker.clone(), clock, cancel.child_token())
+            .with_lease_max_ttl(config.lease_max_ttl);
         Ok(Self {
             listener,
             store,
@@ -230,6 +238,9 @@ impl Application {
             builder = builder.tls_config(tls).context("TLS settings")?;
         }
         let served = builder
+            // Outermost: every call gets its span, with the caller's trace as parent,
+            // before authentication can refuse it.
+            .layer(crate::telemetry::RpcSpanLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -4,8 +4,12 @@
 //!
 //! While a run executes, a heartbeat proves this process is alive; if the heartbeat is
 //! refused (another replica declared the run lost), the import is dropped, which rolls
-//! its transaction back. Shutdown cancels every run the same way and records it as
-//! failed.
+//! its transaction back, and the run is recorded as fenced. Shutdown cancels every run
+//! the same way and records it as failed.
+//!
+//! Whatever way a run ends (success, failure, fenced, cancelled, shut down), the worker
+//! then frees the certification lock if the run still wants or holds it: the `finally`
+//! of design §6. If the process dies instead, the reaper of another replica frees it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use tracing::Instrument as _;
 use crate::clock::Clock;
 use crate::fetch::{FetchSettings, RunLog, fetch_file};
 use crate::import::summary::{FileInfo, Summary};
-use crate::import::{ImportRequest, ImportSettings, Phase, Progress, run_import};
+use crate::import::{ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import};
 use crate::report::{ReportHeader, render_pdf};
 use crate::source::{CredentialsError, FileSource, SourceFactory};
 use crate::store::{LogLevel, RunOutcome, RunRecord, RunStatus, Store, StoreError};
@@ -45,6 +49,42 @@ pub struct WorkerSettings {
     /// Test and fault-injection hook: when set, every import waits for a permit of
     /// this semaphore before its replace. Never set in production.
     pub replace_gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Test-only hooks for tests that run the binary as a child process (see
+    /// [`PauseFiles`]). Never set in production.
+    pub pause_files: PauseFiles,
+}
+
+/// TEST ONLY: files that hold an import while they exist, so a test can kill or stop
+/// the process at a known point (the in-process `replace_gate` cannot reach a child
+/// process). On reaching the point the import creates `<file>.reached`, then waits
+/// until `<file>` is deleted. Set by hidden flags; never in production.
+#[derive(Debug, Clone, Default)]
+pub struct PauseFiles {
+    /// Holds the import after it took the lock (HELD), before its replace transaction.
+    pub before_replace: Option<PathBuf>,
+    /// Holds the import inside its replace transaction, after every write, before
+    /// the commit.
+    pub before_commit: Option<PathBuf>,
+}
+
+/// How often a paused import looks whether its pause file is gone.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
+
+/// TEST ONLY: announces that the import reached `file`'s point, then waits while
+/// `file` exists.
+async fn pause_while_exists(file: &Path) {
+    if !file.exists() {
+        return;
+    }
+    let mut reached = file.as_os_str().to_owned();
+    reached.push(".reached");
+    if let Err(error) = std::fs::write(&reached, b"") {
+        tracing::warn!(%error, "cannot announce the test pause");
+    }
+    tracing::warn!(file = %file.display(), "TEST PAUSE: import held until the file is deleted");
+    while file.exists() {
+        tokio::time::sleep(PAUSE_POLL).await;
+    }
 }
 
 /// The run's log in the store, as the fetch step writes to it.
@@ -63,20 +103,41 @@ impl RunLog for StoreRunLog<'_> {
     }
 }
 
+/// A phase and what it waits for, as the run's row shows them.
+type PhaseState = (Phase, Option<String>);
+
 /// Forwards phases to the run's phase writer, and holds the import at the replace
-/// while a gate is configured.
+/// while a gate or a pause file is configured (tests).
 struct RunProgress<'a> {
-    phases: &'a watch::Sender<Phase>,
+    phases: &'a watch::Sender<PhaseState>,
     replace_gate: Option<&'a tokio::sync::Semaphore>,
+    pause_files: &'a PauseFiles,
 }
 
 impl Progress for RunProgress<'_> {
     async fn enter(&self, phase: Phase) {
-        let _ = self.phases.send(phase);
-        if let (Phase::Replacing, Some(gate)) = (phase, self.replace_gate)
+        let _ = self.phases.send((phase, None));
+        if phase != Phase::Replacing {
+            return;
+        }
+        if let Some(gate) = self.replace_gate
             && let Ok(permit) = gate.acquire().await
         {
             permit.forget();
+        }
+        if let Some(file) = &self.pause_files.before_replace {
+            pause_while_exists(file).await;
+        }
+    }
+
+    fn detail(&self, detail: String) {
+        self.phases
+            .send_modify(|(_, current)| *current = Some(detail));
+    }
+
+    async fn before_commit(&self) {
+        if let Some(file) = &self.pause_files.before_commit {
+            pause_while_exists(file).await;
         }
     }
 }
@@ -138,7 +199,12 @@ impl Worker {
             "run",
             run_id = run.id,
             task_id = run.task_id,
-            dry_run = run.dry_run
+            dry_run = run.dry_run,
+            status = tracing::field::Empty,
+            rows_parsed = tracing::field::Empty,
+            records_imported = tracing::field::Empty,
+            records_deleted = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         self.tracker
             .spawn(async move { worker.execute(run).await }.instrument(span));
@@ -152,19 +218,40 @@ impl Worker {
 
     /// Executes one claimed run to its end and records the outcome.
     pub async fn execute(&self, run: RunRecord) {
-        let (phase_tx, phase_rx) = watch::channel(Phase::Fetching);
+        let started = std::time::Instant::now();
+        let (phase_tx, phase_rx) = watch::channel((Phase::Fetching, None));
         let outcome = tokio::select! {
             result = self.import(&run, &phase_tx) => Some(result),
             () = self.keep_alive(run.id) => None,
             () = self.write_phases(run.id, phase_rx) => None,
             () = self.cancel.cancelled() => Some(Err(RunError::Cancelled)),
         };
-        let Some(result) = outcome else {
-            tracing::warn!(
-                run_id = run.id,
-                "heartbeat refused: another replica took the run over"
-            );
-            return;
+        // Finally (design §6): the import has ended or been dropped; it must not keep
+        // the certification lock, whatever happened.
+        self.free_lock(run.id).await;
+        let fenced = crate::telemetry::EndedRun {
+            status: RunStatus::Failed,
+            dry_run: run.dry_run,
+            duration: started.elapsed(),
+            summary: None,
+        };
+        let result = match outcome {
+            None => {
+                tracing::warn!(
+                    run_id = run.id,
+                    "heartbeat refused: another replica took the run over"
+                );
+                crate::telemetry::run_ended(fenced);
+                self.record_fenced(run.id, TAKEN_OVER).await;
+                return;
+            }
+            Some(Err(RunError::Import(error @ ImportError::Fenced { .. }))) => {
+                tracing::warn!(run_id = run.id, %error, "the import was fenced");
+                crate::telemetry::run_ended(fenced);
+                self.record_fenced(run.id, &error.to_string()).await;
+                return;
+            }
+            Some(result) => result,
         };
         let (status, error, summary) = match result {
             Ok(summary) => match &summary.rejected {
@@ -176,6 +263,12 @@ impl Worker {
                 (RunStatus::Failed, Some(operator_message(&error)), None)
             }
         };
+        crate::telemetry::run_ended(crate::telemetry::EndedRun {
+            status,
+            dry_run: run.dry_run,
+            duration: started.elapsed(),
+            summary: summary.as_ref(),
+        });
         let _ = self.store.set_phase(run.id, "REPORTING").await;
         let pdf = match &summary {
             Some(summary) => self.render_report(&run, summary).await,
@@ -206,12 +299,31 @@ impl Worker {
         }
     }
 
+    /// Frees the certification lock if run `run_id` still wants or holds it. A failure
+    /// is logged: the reaper frees a lock whose run has ended.
+    async fn free_lock(&self, run_id: i64) {
+        match self.store.free_cert_lock(run_id, self.clock.now()).await {
+            Ok(true) => tracing::info!(run_id, "certification lock freed"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(run_id, error = ?anyhow::Error::new(error), "cannot free the certification lock; the reaper will")
+            }
+        }
+    }
+
+    /// Records that the run was fenced: it ends (or stays) failed with `reason`.
+    async fn record_fenced(&self, run_id: i64, reason: &str) {
+        if let Err(error) = self.store.fence_run(run_id, reason, self.clock.now()).await {
+            tracing::error!(run_id, error = ?anyhow::Error::new(error), "cannot record the fenced run");
+        }
+    }
+
     async fn import(
         &self,
         run: &RunRecord,
-        phase: &watch::Sender<Phase>,
+        phase: &watch::Sender<PhaseState>,
     ) -> Result<Summary, RunError> {
-        let _ = phase.send(Phase::Fetching);
+        let _ = phase.send((Phase::Fetching, None));
         let log = StoreRunLog {
             store: &self.store,
             run_id: run.id,
@@ -233,7 +345,7 @@ impl Worker {
         run: &RunRecord,
         source: &FileSource,
         work_dir: &Path,
-        phase: &watch::Sender<Phase>,
+        phase: &watch::Sender<PhaseState>,
     ) -> Result<Summary, RunError> {
         let log = StoreRunLog {
             store: &self.store,
@@ -267,6 +379,7 @@ impl Worker {
         let progress = RunProgress {
             phases: phase,
             replace_gate: self.settings.replace_gate.as_deref(),
+            pause_files: &self.settings.pause_files,
         };
         let mut summary = run_import(
             &self.store,
@@ -282,6 +395,7 @@ impl Worker {
 
     /// Renders the run's PDF report; a rendering failure is logged, and the run keeps
     /// its structured summary.
+    #[tracing::instrument(name = "report", skip_all, fields(pdf_bytes = tracing::field::Empty))]
     async fn render_report(&self, run: &RunRecord, summary: &Summary) -> Option<Vec<u8>> {
         let header = ReportHeader {
             district: self.settings.district_name.clone(),
@@ -293,12 +407,15 @@ impl Worker {
             time_zone: self.settings.time_zone.clone(),
         };
         let summary = summary.clone();
-        let span = tracing::info_span!("render_report");
+        let span = tracing::Span::current();
         let rendered =
             tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
                 .await;
         match rendered {
-            Ok(Ok(pdf)) => Some(pdf),
+            Ok(Ok(pdf)) => {
+                tracing::Span::current().record("pdf_bytes", pdf.len() as i64);
+                Some(pdf)
+            }
             Ok(Err(error)) => {
                 tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot render the report");
                 None
@@ -331,10 +448,14 @@ impl Worker {
 
     /// Writes each phase change to the run's row so every replica can watch it. Never
     /// returns on its own.
-    async fn write_phases(&self, run_id: i64, mut phases: watch::Receiver<Phase>) {
+    async fn write_phases(&self, run_id: i64, mut phases: watch::Receiver<PhaseState>) {
         loop {
-            let phase = *phases.borrow_and_update();
-            if let Err(error) = self.store.set_phase(run_id, phase_name(phase)).await {
+            let (phase, detail) = phases.borrow_and_update().clone();
+            if let Err(error) = self
+                .store
+                .set_phase_detail(run_id, phase_name(phase), detail.as_deref())
+                .await
+            {
                 tracing::warn!(run_id, error = ?anyhow::Error::new(error), "cannot record phase");
             }
             if phases.changed().await.is_err() {
@@ -351,10 +472,15 @@ pub fn phase_name(phase: Phase) -> &'static str {
         Phase::Parsing => "PARSING",
         Phase::Planning => "PLANNING",
         Phase::Guard => "GUARD",
+        Phase::WaitingForEdits => "WAITING_FOR_EDITS",
         Phase::Replacing => "REPLACING",
         Phase::Reporting => "REPORTING",
     }
 }
+
+/// The reason of a run whose heartbeat was refused.
+const TAKEN_OVER: &str = "fenced: another process declared this run lost (its heartbeat \
+    was late) and took it over; this worker stopped its import";
 
 /// What the run's `error` column says: for an operator, without internal detail.
 fn operator_message(error: &RunError) -> String {

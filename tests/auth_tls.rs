@@ -34,7 +34,11 @@ fn es256_keys() -> Keys {
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key pair");
     let public_pem_path = dir.path().join("jwt-public.pem");
     std::fs::write(&public_pem_path, pair.public_key_pem()).expect("write public key");
-    Keys { _dir: dir, public_pem_path, private_pem: pair.serialize_pem() }
+    Keys {
+        _dir: dir,
+        public_pem_path,
+        private_pem: pair.serialize_pem(),
+    }
 }
 
 fn now() -> i64 {
@@ -55,7 +59,10 @@ fn claims(subject: &str, roles: &[&str]) -> serde_json::Value {
 
 fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
     request
 }
 
@@ -70,7 +77,14 @@ async fn app_with_auth(keys: &Keys) -> TestApp {
         "--auth-leeway".into(),
         "5s".into(),
     ];
-    spawn_app_with(Backend::Sqlite, AppOptions { flags, ..AppOptions::default() }).await
+    spawn_app_with(
+        Backend::Sqlite,
+        AppOptions {
+            flags,
+            ..AppOptions::default()
+        },
+    )
+    .await
 }
 
 fn schedule_request() -> proto::ScheduleTaskRequest {
@@ -92,7 +106,10 @@ async fn missing_expired_foreign_or_forged_tokens_are_unauthenticated() {
     let app = app_with_auth(&keys).await;
     let mut client = app.client.clone();
 
-    let missing = client.list_tasks(proto::ListTasksRequest::default()).await.unwrap_err();
+    let missing = client
+        .list_tasks(proto::ListTasksRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
 
     let mut expired = claims("ann", &["viewer"]);
@@ -108,7 +125,10 @@ async fn missing_expired_foreign_or_forged_tokens_are_unauthenticated() {
         ("wrong issuer", token(&keys, wrong_issuer)),
         ("wrong audience", token(&keys, wrong_audience)),
         ("no subject", token(&keys, no_subject)),
-        ("wrong signature", token(&other_keys, claims("ann", &["viewer"]))),
+        (
+            "wrong signature",
+            token(&other_keys, claims("ann", &["viewer"])),
+        ),
         ("not a JWT", "not.a.jwt".to_owned()),
     ];
     for (case, bad) in cases {
@@ -117,11 +137,18 @@ async fn missing_expired_foreign_or_forged_tokens_are_unauthenticated() {
             .await
             .expect_err(case);
         assert_eq!(status.code(), Code::Unauthenticated, "{case}");
-        assert!(!status.message().contains("Invalid"), "{case}: no internal detail: {}", status.message());
+        assert!(
+            !status.message().contains("Invalid"),
+            "{case}: no internal detail: {}",
+            status.message()
+        );
     }
 
     let good = token(&keys, claims("ann", &["viewer"]));
-    client.list_tasks(with_token(proto::ListTasksRequest::default(), &good)).await.expect("valid token");
+    client
+        .list_tasks(with_token(proto::ListTasksRequest::default(), &good))
+        .await
+        .expect("valid token");
 }
 
 fn ok_unit<T>(result: Result<T, Status>) -> Result<(), Status> {
@@ -133,22 +160,107 @@ fn ok_unit<T>(result: Result<T, Status>) -> Result<(), Status> {
 fn admitted(result: &Result<(), Status>) -> bool {
     match result {
         Ok(()) => true,
-        Err(status) => !matches!(status.code(), Code::PermissionDenied | Code::Unauthenticated),
+        Err(status) => !matches!(
+            status.code(),
+            Code::PermissionDenied | Code::Unauthenticated
+        ),
     }
 }
 
-async fn call_each_rpc(client: &mut CertImportServiceClient<Channel>, token: &str) -> Vec<(&'static str, bool)> {
+async fn call_each_rpc(
+    client: &mut CertImportServiceClient<Channel>,
+    token: &str,
+) -> Vec<(&'static str, bool)> {
     vec![
-        ("ScheduleTask", admitted(&ok_unit(client.schedule_task(with_token(schedule_request(), token)).await))),
-        ("GetTask", admitted(&ok_unit(client.get_task(with_token(proto::GetTaskRequest { task_id: 999 }, token)).await))),
-        ("DeleteTask", admitted(&ok_unit(client.delete_task(with_token(proto::DeleteTaskRequest { task_id: 999 }, token)).await))),
-        ("ListTasks", admitted(&ok_unit(client.list_tasks(with_token(proto::ListTasksRequest::default(), token)).await))),
-        ("RunNow", admitted(&ok_unit(client.run_now(with_token(proto::RunNowRequest { task_id: 999, ..Default::default() }, token)).await))),
-        ("GetRun", admitted(&ok_unit(client.get_run(with_token(proto::GetRunRequest { run_id: 999 }, token)).await))),
-        ("WatchRun", admitted(&ok_unit(client.watch_run(with_token(proto::WatchRunRequest { run_id: 999 }, token)).await))),
-        ("GetReport", admitted(&ok_unit(client.get_report(with_token(proto::GetReportRequest { run_id: 999 }, token)).await))),
-        ("DownloadReport", admitted(&ok_unit(client.download_report(with_token(proto::DownloadReportRequest { run_id: 999 }, token)).await))),
-        ("GetRunLog", admitted(&ok_unit(client.get_run_log(with_token(proto::GetRunLogRequest { run_id: 999 }, token)).await))),
+        (
+            "ScheduleTask",
+            admitted(&ok_unit(
+                client
+                    .schedule_task(with_token(schedule_request(), token))
+                    .await,
+            )),
+        ),
+        (
+            "GetTask",
+            admitted(&ok_unit(
+                client
+                    .get_task(with_token(proto::GetTaskRequest { task_id: 999 }, token))
+                    .await,
+            )),
+        ),
+        (
+            "DeleteTask",
+            admitted(&ok_unit(
+                client
+                    .delete_task(with_token(proto::DeleteTaskRequest { task_id: 999 }, token))
+                    .await,
+            )),
+        ),
+        (
+            "ListTasks",
+            admitted(&ok_unit(
+                client
+                    .list_tasks(with_token(proto::ListTasksRequest::default(), token))
+                    .await,
+            )),
+        ),
+        (
+            "RunNow",
+            admitted(&ok_unit(
+                client
+                    .run_now(with_token(
+                        proto::RunNowRequest {
+                            task_id: 999,
+                            ..Default::default()
+                        },
+                        token,
+                    ))
+                    .await,
+            )),
+        ),
+        (
+            "GetRun",
+            admitted(&ok_unit(
+                client
+                    .get_run(with_token(proto::GetRunRequest { run_id: 999 }, token))
+                    .await,
+            )),
+        ),
+        (
+            "WatchRun",
+            admitted(&ok_unit(
+                client
+                    .watch_run(with_token(proto::WatchRunRequest { run_id: 999 }, token))
+                    .await,
+            )),
+        ),
+        (
+            "GetReport",
+            admitted(&ok_unit(
+                client
+                    .get_report(with_token(proto::GetReportRequest { run_id: 999 }, token))
+                    .await,
+            )),
+        ),
+        (
+            "DownloadReport",
+            admitted(&ok_unit(
+                client
+                    .download_report(with_token(
+                        proto::DownloadReportRequest { run_id: 999 },
+                        token,
+                    ))
+                    .await,
+            )),
+        ),
+        (
+            "GetRunLog",
+            admitted(&ok_unit(
+                client
+                    .get_run_log(with_token(proto::GetRunLogRequest { run_id: 999 }, token))
+                    .await,
+            )),
+        ),
     ]
 }
 
@@ -157,18 +269,33 @@ async fn each_role_may_call_exactly_its_rpcs() {
     let keys = es256_keys();
     let app = app_with_auth(&keys).await;
     let mut client = app.client.clone();
-    let viewer_rpcs = ["GetTask", "ListTasks", "GetRun", "WatchRun", "GetReport", "DownloadReport", "GetRunLog"];
+    let viewer_rpcs = [
+        "GetTask",
+        "ListTasks",
+        "GetRun",
+        "WatchRun",
+        "GetReport",
+        "DownloadReport",
+        "GetRunLog",
+    ];
     let operator_rpcs = ["ScheduleTask", "DeleteTask", "RunNow"];
     for (roles, allowed) in [
         (vec!["viewer"], viewer_rpcs.to_vec()),
-        (vec!["operator"], [viewer_rpcs.as_slice(), operator_rpcs.as_slice()].concat()),
+        (
+            vec!["operator"],
+            [viewer_rpcs.as_slice(), operator_rpcs.as_slice()].concat(),
+        ),
         (vec!["cert-editor"], vec![]),
         (vec![], vec![]),
         (vec!["admin", "root"], vec![]),
     ] {
         let token = token(&keys, claims("someone", &roles));
         for (rpc, admitted) in call_each_rpc(&mut client, &token).await {
-            assert_eq!(admitted, allowed.contains(&rpc), "roles {roles:?} calling {rpc}");
+            assert_eq!(
+                admitted,
+                allowed.contains(&rpc),
+                "roles {roles:?} calling {rpc}"
+            );
         }
     }
 }
@@ -177,20 +304,54 @@ async fn each_role_may_call_exactly_its_rpcs() {
 async fn run_by_is_the_tokens_subject_whatever_the_request_says() {
     let keys = es256_keys();
     let app = app_with_auth(&keys).await;
-    app.seed_sample(&SampleSpec { statewide_educators: 200, employees: 20, ..SampleSpec::default() }).await;
+    app.seed_sample(&SampleSpec {
+        statewide_educators: 200,
+        employees: 20,
+        ..SampleSpec::default()
+    })
+    .await;
     let mut client = app.client.clone();
     let alice = token(&keys, claims("alice@district.example", &["operator"]));
-    let task = client.schedule_task(with_token(schedule_request(), &alice)).await.expect("schedule").into_inner().task.expect("task");
+    let task = client
+        .schedule_task(with_token(schedule_request(), &alice))
+        .await
+        .expect("schedule")
+        .into_inner()
+        .task
+        .expect("task");
     assert_eq!(task.saved_by, "alice@district.example");
 
     let bob = token(&keys, claims("bob@district.example", &["operator"]));
-    let mut request = with_token(proto::RunNowRequest { task_id: task.id, dry_run: true, ..Default::default() }, &bob);
+    let mut request = with_token(
+        proto::RunNowRequest {
+            task_id: task.id,
+            dry_run: true,
+            ..Default::default()
+        },
+        &bob,
+    );
     // A caller naming someone else in metadata changes nothing.
-    request.metadata_mut().insert("x-run-by", "alice@district.example".parse().expect("header"));
-    request.metadata_mut().insert("run-by", "alice@district.example".parse().expect("header"));
-    let run = client.run_now(request).await.expect("run now").into_inner().run.expect("run");
+    request.metadata_mut().insert(
+        "x-run-by",
+        "alice@district.example".parse().expect("header"),
+    );
+    request
+        .metadata_mut()
+        .insert("run-by", "alice@district.example".parse().expect("header"));
+    let run = client
+        .run_now(request)
+        .await
+        .expect("run now")
+        .into_inner()
+        .run
+        .expect("run");
     assert_eq!(run.run_by, "bob@district.example");
-    let stored = app.store.get_run(run.id).await.expect("get run").expect("run");
+    let stored = app
+        .store
+        .get_run(run.id)
+        .await
+        .expect("get run")
+        .expect("run");
     assert_eq!(stored.run_by, "bob@district.example");
 }
 
@@ -205,29 +366,54 @@ async fn roles_can_come_from_a_nested_claim_and_aliases() {
         "--auth-role-aliases".into(),
         "hr-staff=viewer,it-ops=operator".into(),
     ];
-    let app = spawn_app_with(Backend::Sqlite, AppOptions { flags, ..AppOptions::default() }).await;
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        AppOptions {
+            flags,
+            ..AppOptions::default()
+        },
+    )
+    .await;
     let mut client = app.client.clone();
     let mut nested = serde_json::json!({"sub": "hr1", "exp": now() + 600, "realm_access": {"roles": ["hr-staff"]}});
     let hr = token(&keys, nested.clone());
-    client.list_tasks(with_token(proto::ListTasksRequest::default(), &hr)).await.expect("hr-staff is a viewer");
-    let refused = client.schedule_task(with_token(schedule_request(), &hr)).await.unwrap_err();
+    client
+        .list_tasks(with_token(proto::ListTasksRequest::default(), &hr))
+        .await
+        .expect("hr-staff is a viewer");
+    let refused = client
+        .schedule_task(with_token(schedule_request(), &hr))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     nested["realm_access"]["roles"] = serde_json::json!(["it-ops"]);
     let ops = token(&keys, nested);
-    client.schedule_task(with_token(schedule_request(), &ops)).await.expect("it-ops is an operator");
+    client
+        .schedule_task(with_token(schedule_request(), &ops))
+        .await
+        .expect("it-ops is an operator");
 }
 
 #[tokio::test]
 async fn health_and_reflection_need_no_token() {
     let keys = es256_keys();
     let app = app_with_auth(&keys).await;
-    let channel = Channel::from_shared(format!("http://{}", app.addr)).expect("uri").connect().await.expect("connect");
+    let channel = Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let reply = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .expect("health check without a token");
-    assert_eq!(reply.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        reply.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 #[tokio::test]
@@ -246,8 +432,14 @@ async fn without_authentication_only_loopback_is_accepted() {
         &dir.path().display().to_string(),
     ])
     .expect("config");
-    let error = Application::build(&config).await.expect_err("refused").to_string();
-    assert!(error.contains("refusing to listen on 0.0.0.0:0 without authentication"), "{error}");
+    let error = Application::build(&config)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -256,14 +448,31 @@ async fn hs256_needs_an_explicit_opt_in() {
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef").expect("write secret");
     let (url, _guard) = Backend::Sqlite.fresh_database_url().await;
-    let base = ["alis-import", "--listen", "127.0.0.1:0", "--database-url", &url, "--demo-data", "false"];
+    let base = [
+        "alis-import",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &url,
+        "--demo-data",
+        "false",
+    ];
     let secret_flag = ["--auth-hs256-secret-file", secret.to_str().expect("utf-8")];
     let config = ServiceConfig::parse_from(base.iter().chain(secret_flag.iter())).expect("config");
-    let error = format!("{:#}", Application::build(&config).await.expect_err("needs opt-in"));
+    let error = format!(
+        "{:#}",
+        Application::build(&config).await.expect_err("needs opt-in")
+    );
     assert!(error.contains("--auth-allow-hs256"), "{error}");
-    let opted = ServiceConfig::parse_from(base.iter().chain(secret_flag.iter()).chain(["--auth-allow-hs256"].iter()))
-        .expect("config");
-    Application::build(&opted).await.expect("HS256 with the opt-in");
+    let opted = ServiceConfig::parse_from(
+        base.iter()
+            .chain(secret_flag.iter())
+            .chain(["--auth-allow-hs256"].iter()),
+    )
+    .expect("config");
+    Application::build(&opted)
+        .await
+        .expect("HS256 with the opt-in");
 }
 
 /// A CA, a server certificate for 127.0.0.1, and a client certificate, on disk.
@@ -277,11 +486,21 @@ impl Pki {
         let ca_key = rcgen::KeyPair::generate().expect("ca key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "alis-import test CA");
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alis-import test CA");
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
-        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).expect("write pem");
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.path().join(name), text).expect("write pem")
+        };
         write("ca.pem", ca.as_ref().pem());
-        for (name, sans) in [("server", vec!["127.0.0.1".to_owned(), "localhost".to_owned()]), ("client", vec!["client".to_owned()])] {
+        for (name, sans) in [
+            (
+                "server",
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            ),
+            ("client", vec!["client".to_owned()]),
+        ] {
             let key = rcgen::KeyPair::generate().expect("key");
             let params = rcgen::CertificateParams::new(sans).expect("params");
             let cert = params.signed_by(&key, &ca).expect("sign");
@@ -310,13 +529,29 @@ async fn tls_app(pki: &Pki, client_ca: bool) -> TestApp {
     if client_ca {
         flags.extend(["--tls-client-ca-file".into(), pki.path("ca.pem")]);
     }
-    spawn_app_with(Backend::Sqlite, AppOptions { flags, ..AppOptions::default() }).await
+    spawn_app_with(
+        Backend::Sqlite,
+        AppOptions {
+            flags,
+            ..AppOptions::default()
+        },
+    )
+    .await
 }
 
-async fn tls_client(addr: std::net::SocketAddr, pki: &Pki, with_cert: bool) -> Result<CertImportServiceClient<Channel>, String> {
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pki.read("ca.pem"))).domain_name("localhost");
+async fn tls_client(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    with_cert: bool,
+) -> Result<CertImportServiceClient<Channel>, String> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
+        .domain_name("localhost");
     if with_cert {
-        tls = tls.identity(Identity::from_pem(pki.read("client.pem"), pki.read("client.key")));
+        tls = tls.identity(Identity::from_pem(
+            pki.read("client.pem"),
+            pki.read("client.key"),
+        ));
     }
     let channel = Channel::from_shared(format!("https://{addr}"))
         .expect("uri")
@@ -333,14 +568,25 @@ async fn tls_client(addr: std::net::SocketAddr, pki: &Pki, with_cert: bool) -> R
 async fn tls_refuses_plaintext_and_serves_tls_clients() {
     let pki = Pki::new();
     let app = tls_app(&pki, false).await;
-    let plain = Channel::from_shared(format!("http://{}", app.addr)).expect("uri").connect().await;
+    let plain = Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await;
     let refused = match plain {
         Err(_) => true,
-        Ok(channel) => CertImportServiceClient::new(channel).list_tasks(proto::ListTasksRequest::default()).await.is_err(),
+        Ok(channel) => CertImportServiceClient::new(channel)
+            .list_tasks(proto::ListTasksRequest::default())
+            .await
+            .is_err(),
     };
     assert!(refused, "a plaintext client is refused");
-    let mut client = tls_client(app.addr, &pki, false).await.expect("TLS client connects");
-    client.list_tasks(proto::ListTasksRequest::default()).await.expect("served over TLS");
+    let mut client = tls_client(app.addr, &pki, false)
+        .await
+        .expect("TLS client connects");
+    client
+        .list_tasks(proto::ListTasksRequest::default())
+        .await
+        .expect("served over TLS");
 }
 
 #[tokio::test]
@@ -349,11 +595,19 @@ async fn mtls_refuses_clients_without_a_certificate() {
     let app = tls_app(&pki, true).await;
     let without = match tls_client(app.addr, &pki, false).await {
         Err(_) => true,
-        Ok(mut client) => client.list_tasks(proto::ListTasksRequest::default()).await.is_err(),
+        Ok(mut client) => client
+            .list_tasks(proto::ListTasksRequest::default())
+            .await
+            .is_err(),
     };
     assert!(without, "a client without a certificate is refused");
-    let mut client = tls_client(app.addr, &pki, true).await.expect("client with a certificate connects");
-    client.list_tasks(proto::ListTasksRequest::default()).await.expect("served over mTLS");
+    let mut client = tls_client(app.addr, &pki, true)
+        .await
+        .expect("client with a certificate connects");
+    client
+        .list_tasks(proto::ListTasksRequest::default())
+        .await
+        .expect("served over mTLS");
 }
 
 // The CLI runs as a blocking child process: the server needs threads of its own.
@@ -361,25 +615,75 @@ async fn mtls_refuses_clients_without_a_certificate() {
 async fn the_cli_client_speaks_tls_and_sends_its_token() {
     let pki = Pki::new();
     let keys = es256_keys();
-    let mut flags = vec!["--tls-cert-file".into(), pki.path("server.pem"), "--tls-key-file".into(), pki.path("server.key")];
-    flags.extend(["--auth-public-key-file".into(), keys.public_pem_path.display().to_string()]);
-    let app = spawn_app_with(Backend::Sqlite, AppOptions { flags, ..AppOptions::default() }).await;
+    let mut flags = vec![
+        "--tls-cert-file".into(),
+        pki.path("server.pem"),
+        "--tls-key-file".into(),
+        pki.path("server.key"),
+    ];
+    flags.extend([
+        "--auth-public-key-file".into(),
+        keys.public_pem_path.display().to_string(),
+    ]);
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        AppOptions {
+            flags,
+            ..AppOptions::default()
+        },
+    )
+    .await;
     let token_file = pki.dir.path().join("token");
-    std::fs::write(&token_file, token(&keys, serde_json::json!({"sub": "cli", "exp": now() + 600, "roles": ["operator"]}))).expect("token");
+    std::fs::write(
+        &token_file,
+        token(
+            &keys,
+            serde_json::json!({"sub": "cli", "exp": now() + 600, "roles": ["operator"]}),
+        ),
+    )
+    .expect("token");
     let run = |extra: &[&str]| {
-        let mut args = vec!["tasks", "schedule", "--server", &format!("https://localhost:{}", app.addr.port())]
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>();
+        let mut args = vec![
+            "tasks",
+            "schedule",
+            "--server",
+            &format!("https://localhost:{}", app.addr.port()),
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
         args.extend(["--ca".into(), pki.path("ca.pem")]);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        args.extend(["--description", "From the CLI", "--start-date", "2026-12-01", "--time", "06:00", "--weekday", "MON"].map(str::to_owned));
-        std::process::Command::new(env!("CARGO_BIN_EXE_alis-import")).args(&args).output().expect("run cli")
+        args.extend(
+            [
+                "--description",
+                "From the CLI",
+                "--start-date",
+                "2026-12-01",
+                "--time",
+                "06:00",
+                "--weekday",
+                "MON",
+            ]
+            .map(str::to_owned),
+        );
+        std::process::Command::new(env!("CARGO_BIN_EXE_alis-import"))
+            .args(&args)
+            .output()
+            .expect("run cli")
     };
     let without = run(&[]);
     assert!(!without.status.success());
-    assert!(String::from_utf8_lossy(&without.stderr).contains("Unauthenticated"), "{}", String::from_utf8_lossy(&without.stderr));
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
     let with = run(&["--token-file", token_file.to_str().expect("utf-8")]);
-    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
     assert!(String::from_utf8_lossy(&with.stdout).contains("\"saved_by\": \"cli\""));
 }

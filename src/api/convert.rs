@@ -91,6 +91,40 @@ pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
     }
 }
 
+/// `at` plus `duration`, saturating at the end of time.
+pub fn after(at: Timestamp, duration: std::time::Duration) -> Timestamp {
+    jiff::SignedDuration::try_from(duration)
+        .ok()
+        .and_then(|d| at.checked_add(d).ok())
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// A duration on the wire.
+pub fn duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A granted edit lease as sent.
+pub fn lease(lease: &crate::lock::Lease) -> proto::CertLease {
+    let granted = &lease.lease;
+    let ttl = granted
+        .expires_at
+        .duration_since(granted.acquired_at)
+        .unsigned_abs();
+    proto::CertLease {
+        id: granted.id.to_string(),
+        holder: granted.holder.as_str().to_owned(),
+        subject: granted.subject.clone(),
+        acquire_time: Some(timestamp(granted.acquired_at)),
+        expire_time: Some(timestamp(granted.expires_at)),
+        ttl: Some(duration(ttl)),
+        fencing_token: lease.fencing_token,
+    }
+}
+
 /// A timestamp from the wire; `field` names it in the violation.
 pub fn from_timestamp(t: &prost_types::Timestamp, field: &str) -> Result<Timestamp, ApiError> {
     Timestamp::new(t.seconds, t.nanos)

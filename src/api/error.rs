@@ -5,7 +5,11 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
+use crate::lock::{IN_PROGRESS_MESSAGE, IN_PROGRESS_REASON, Refusal};
 use crate::store::StoreError;
+
+/// The `ErrorInfo` domain of this service's errors.
+pub const ERROR_DOMAIN: &str = "alis-import";
 
 /// Why an RPC failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,13 @@ pub enum ApiError {
         /// The running import.
         run_id: i64,
     },
+    /// An import wants or holds the certification lock: no edit lease now.
+    #[error("certification data update is in progress")]
+    ImportInProgress(Refusal),
+    /// The caller may not do this to the named thing (e.g. release another identity's
+    /// lease).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The database failed.
     #[error("database error")]
     Store(#[from] StoreError),
@@ -57,6 +68,20 @@ impl From<ApiError> for Status {
             ApiError::ImportRunning { run_id } => Status::aborted(format!(
                 "another import is running (run {run_id}); try again when it has ended"
             )),
+            ApiError::ImportInProgress(refusal) => {
+                let mut metadata = std::collections::HashMap::from([(
+                    "lock_state".to_owned(),
+                    refusal.state.as_str().to_owned(),
+                )]);
+                if let Some(run_id) = refusal.run_id {
+                    metadata.insert("run_id".to_owned(), run_id.to_string());
+                }
+                let mut details =
+                    ErrorDetails::with_error_info(IN_PROGRESS_REASON, ERROR_DOMAIN, metadata);
+                details.set_retry_info(Some(refusal.retry_after));
+                Status::with_error_details(Code::FailedPrecondition, IN_PROGRESS_MESSAGE, details)
+            }
+            ApiError::PermissionDenied(what) => Status::permission_denied(what),
             ApiError::Store(StoreError::TaskNotFound(id)) => {
                 Status::not_found(format!("task {id} not found"))
             }
@@ -100,6 +125,37 @@ mod tests {
         let status = Status::from(ApiError::ImportRunning { run_id: 42 });
         assert_eq!(status.code(), Code::Aborted);
         assert!(status.message().contains("run 42"));
+    }
+
+    #[test]
+    fn a_refused_lease_says_exactly_that_an_update_is_in_progress_with_details() {
+        let status = Status::from(ApiError::ImportInProgress(Refusal {
+            run_id: Some(17),
+            state: crate::lock::LockState::Pending,
+            retry_after: std::time::Duration::from_secs(5),
+        }));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(
+            status.message(),
+            "Certification data update is in Progress."
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "IMPORT_IN_PROGRESS");
+        assert_eq!(info.domain, "alis-import");
+        assert_eq!(info.metadata.get("run_id").map(String::as_str), Some("17"));
+        assert_eq!(
+            info.metadata.get("lock_state").map(String::as_str),
+            Some("PENDING")
+        );
+        let retry = details.retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn releasing_another_identitys_lease_is_permission_denied() {
+        let status = Status::from(ApiError::PermissionDenied("lease x".into()));
+        assert_eq!(status.code(), Code::PermissionDenied);
     }
 
     #[test]

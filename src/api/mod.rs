@@ -28,6 +28,7 @@ use self::auth::{Role, require};
 use self::error::ApiError;
 use self::proto::cert_import_service_server::CertImportService;
 use crate::clock::Clock;
+use crate::lock::{Grant, LeaseHolder, LeaseId, LeaseTtl, NewLease, Release};
 use crate::store::{NewRun, RunStatus, StartedRun, Store, TaskDraft};
 use crate::worker::Worker;
 
@@ -47,6 +48,7 @@ pub struct CertImportApi {
     worker: Worker,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
+    lease_max_ttl: Duration,
 }
 
 impl CertImportApi {
@@ -62,7 +64,14 @@ impl CertImportApi {
             worker,
             clock,
             shutdown,
+            lease_max_ttl: crate::lock::LockSettings::default().max_ttl,
         }
+    }
+
+    /// The longest edit lease granted (`--lease-max-ttl`).
+    pub fn with_lease_max_ttl(mut self, max: Duration) -> Self {
+        self.lease_max_ttl = max;
+        self
     }
 }
 
@@ -288,7 +297,9 @@ impl CertImportService for CertImportApi {
                     }
                     match store.get_run(previous.id).await {
                         Ok(Some(run))
-                            if run.status != previous.status || run.phase != previous.phase =>
+                            if run.status != previous.status
+                                || run.phase != previous.phase
+                                || run.phase_detail != previous.phase_detail =>
                         {
                             return Some(Ok(run));
                         }
@@ -374,6 +385,77 @@ impl CertImportService for CertImportApi {
             entries: entries.iter().map(convert::log_entry).collect(),
         }))
     }
+
+    async fn acquire_cert_lock(
+        &self,
+        request: Request<proto::AcquireCertLockRequest>,
+    ) -> Result<Response<proto::AcquireCertLockResponse>, Status> {
+        let subject = require(&request, Role::CertEditor)?.subject;
+        let request = request.into_inner();
+        let holder = LeaseHolder::parse(&request.holder).map_err(|d| ("holder".to_owned(), d));
+        let ttl = LeaseTtl::parse(
+            request.ttl.map(|ttl| (ttl.seconds, ttl.nanos)),
+            self.lease_max_ttl,
+        )
+        .map_err(|d| ("ttl".to_owned(), d));
+        let (holder, ttl) = match (holder, ttl) {
+            (Ok(holder), Ok(ttl)) => (holder, ttl),
+            (holder, ttl) => {
+                let violations = [holder.err(), ttl.err()].into_iter().flatten().collect();
+                return Err(ApiError::InvalidArgument(violations).into());
+            }
+        };
+        let now = self.clock.now();
+        let lease = NewLease {
+            id: LeaseId::random(),
+            holder,
+            subject,
+            acquired_at: now,
+            expires_at: convert::after(now, ttl.get()),
+        };
+        match self
+            .store
+            .grant_lease(&lease)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Grant::Granted(lease) => Ok(Response::new(proto::AcquireCertLockResponse {
+                lease: Some(convert::lease(&lease)),
+            })),
+            Grant::Refused(refusal) => {
+                crate::telemetry::metrics().record_lease_refused();
+                tracing::info!(
+                    run_id = refusal.run_id,
+                    lock_state = refusal.state.as_str(),
+                    "edit lease refused: an import wants or holds the certification lock"
+                );
+                Err(ApiError::ImportInProgress(refusal).into())
+            }
+        }
+    }
+
+    async fn release_cert_lock(
+        &self,
+        request: Request<proto::ReleaseCertLockRequest>,
+    ) -> Result<Response<proto::ReleaseCertLockResponse>, Status> {
+        let subject = require(&request, Role::CertEditor)?.subject;
+        let id = LeaseId::parse(&request.get_ref().lease_id)
+            .map_err(|d| ApiError::invalid("lease_id", d))?;
+        match self
+            .store
+            .release_lease(&id, &subject)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Release::Released | Release::Unknown => {
+                Ok(Response::new(proto::ReleaseCertLockResponse {}))
+            }
+            Release::NotYours => Err(ApiError::PermissionDenied(format!(
+                "lease {id} was taken by another identity; only it may release the lease"
+            ))
+            .into()),
+        }
+    }
 }
 
 /// A stream that yields `first`, then whatever `next(previous)` yields until it
@@ -388,7 +470,7 @@ where
 {
     let message = |run: &crate::store::RunRecord| proto::WatchRunResponse {
         run: Some(convert::run(run)),
-        detail: String::new(),
+        detail: run.phase_detail.clone().unwrap_or_default(),
     };
     let initial = message(&first);
     let next = Arc::new(next);

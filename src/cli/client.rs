@@ -188,10 +188,15 @@ impl RunNowArgs {
         while let Some(update) = updates.message().await.map_err(status_error)? {
             if let Some(run) = update.run {
                 eprintln!(
-                    "run {}: {} {}",
+                    "run {}: {} {}{}",
                     run.id,
                     status_name(run.status),
-                    phase_name(run.phase)
+                    phase_name(run.phase),
+                    if update.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", update.detail)
+                    }
                 );
                 last = run;
             }

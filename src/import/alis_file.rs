@@ -163,10 +163,10 @@ pub fn parse<R: Read + Seek, K: Into<Keep>>(
     }
 
     let span = tracing::Span::current();
-    span.record("data_rows", collector.data_rows);
-    span.record("invalid_rows", collector.invalid_count);
-    span.record("educators_kept", collector.kept.len());
-    span.record("educators_not_kept", collector.educators_not_kept);
+    span.record("data_rows", collector.data_rows as i64);
+    span.record("invalid_rows", collector.invalid_count as i64);
+    span.record("educators_kept", collector.kept.len() as i64);
+    span.record("educators_not_kept", collector.educators_not_kept as i64);
     span.record("windows_1252", encoding == TextEncoding::Windows1252);
     collector.finish(settings, encoding)
 }

@@ -1,9 +1,9 @@
 //! The import pipeline: parse → plan → guard → replace → summary.
 //!
 //! Parsing and planning are pure functions over bytes and rows ([`alis_file`],
-//! [`plan`], [`summary`]); [`run_import`] puts them together with the two places that
-//! touch the world: reading the district from the store, and the one-transaction
-//! replace.
+//! [`plan`], [`summary`]); [`run_import`] puts them together with the places that
+//! touch the world: reading the district from the store, the certification lock
+//! ([`crate::lock`]), and the one-transaction replace.
 
 pub mod alis_file;
 pub mod plan;
@@ -18,7 +18,8 @@ use jiff::civil::Date;
 use self::alis_file::{FileRejection, ParseSettings};
 use self::plan::{District, Plan};
 use self::summary::{FileInfo, RecordCounts, Summary, SummaryContext};
-use crate::store::{Store, StoreError};
+use crate::lock::{LockError, LockSettings, hold_for_replace};
+use crate::store::{Replace, Store, StoreError};
 
 /// The import's settings (rules §1.5, §3, §4).
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct ImportSettings {
     pub guard_max_drop_percent: u32,
     /// Look-ahead of the report's "expiring soon" list, in days.
     pub expiring_within_days: u32,
+    /// The certification lock: lease cap, polling, and the clock leases expire by.
+    pub lock: LockSettings,
 }
 
 impl Default for ImportSettings {
@@ -38,6 +41,7 @@ impl Default for ImportSettings {
             parse: ParseSettings::default(),
             guard_max_drop_percent: 20,
             expiring_within_days: 90,
+            lock: LockSettings::default(),
         }
     }
 }
@@ -68,6 +72,9 @@ pub enum Phase {
     Planning,
     /// Checking the mass-deletion guard.
     Guard,
+    /// Waiting for manual certification edits (leases) to end before replacing; the
+    /// detail says how many are outstanding.
+    WaitingForEdits,
     /// Deleting and inserting in one transaction.
     Replacing,
     /// Computing the summary.
@@ -80,6 +87,16 @@ pub enum Phase {
 pub trait Progress: Sync {
     /// The import enters `phase`.
     fn enter(&self, phase: Phase) -> impl Future<Output = ()> + Send;
+
+    /// What the current phase is waiting for has changed (e.g. the number of
+    /// outstanding edit leases while [`Phase::WaitingForEdits`]).
+    fn detail(&self, _detail: String) {}
+
+    /// The replace has written everything and is about to commit: awaited inside the
+    /// transaction. A test hook (to hold an import mid-replace); nothing by default.
+    fn before_commit(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
 }
 
 impl<F: Fn(Phase) + Sync> Progress for F {
@@ -99,6 +116,28 @@ pub enum ImportError {
     /// The parsing task died.
     #[error("the parser stopped unexpectedly")]
     ParserTask(#[source] tokio::task::JoinError),
+    /// The run lost the certification lock to another process (design §6): it was
+    /// declared lost and taken over. Nothing was written. The text starts "fenced".
+    #[error(
+        "fenced: run {run_id} no longer holds the certification lock (its epoch was \
+         {epoch}); another process declared it lost or took the lock over. Nothing was \
+         written."
+    )]
+    Fenced {
+        /// The fenced run.
+        run_id: i64,
+        /// The epoch it had (0 when it never got one).
+        epoch: i64,
+    },
+}
+
+impl From<LockError> for ImportError {
+    fn from(error: LockError) -> Self {
+        match error {
+            LockError::Fenced { run_id, epoch } => Self::Fenced { run_id, epoch },
+            LockError::Store(error) => Self::Store(error),
+        }
+    }
 }
 
 /// Runs one import of `input` (the whole ALiS file) against `store`.
@@ -106,6 +145,14 @@ pub enum ImportError {
 /// Returns the summary. When the file or the guard refuses the import, the summary's
 /// `rejected` says why and nothing was written. An `Err` means the import failed
 /// part-way; the replace's transaction was rolled back, so nothing was written either.
+///
+/// Before replacing, the import takes the certification lock (design §6): it marks it
+/// pending, waits in [`Phase::WaitingForEdits`] until no edit lease is outstanding, and
+/// holds it through the replace transaction, which frees it as it commits. When this
+/// function returns, the lock is free (or another run's). If its future is dropped
+/// instead (cancellation, shutdown), the caller frees it with
+/// [`Store::free_cert_lock`]. A dry run writes nothing, so it does not take the lock
+/// and never makes edits wait.
 #[tracing::instrument(skip_all, fields(run_id = request.run_id, dry_run = request.dry_run), err)]
 pub async fn run_import<R>(
     store: &Store,
@@ -128,7 +175,8 @@ where
     let district = Arc::new(District::new(store.active_employees().await?));
     let parse_settings = settings.parse.clone();
     let parse_district = Arc::clone(&district);
-    let span = tracing::info_span!("parse");
+    // `alis_file::parse` opens the `parse` span, under this one.
+    let span = tracing::Span::current();
     let parsed = tokio::task::spawn_blocking(move || {
         let _entered = span.entered();
         alis_file::parse(input, &parse_settings, |id, name| {
@@ -162,8 +210,15 @@ where
     let deleted = if request.dry_run {
         RecordCounts::new(before.certifications, before.endorsements)
     } else {
-        progress.enter(Phase::Replacing).await;
-        store.replace_certifications(request.run_id, &plan).await?
+        let replaced = replace_under_lock(store, request.run_id, &plan, settings, progress).await;
+        if replaced.is_err() {
+            // Every exit frees the lock; a fenced run's lock is another's, and stays.
+            let now = settings.lock.clock.now();
+            if let Err(error) = store.free_cert_lock(request.run_id, now).await {
+                tracing::error!(run_id = request.run_id, error = ?anyhow::Error::new(error), "cannot free the certification lock");
+            }
+        }
+        replaced?
     };
 
     progress.enter(Phase::Reporting).await;
@@ -173,8 +228,51 @@ where
     ))
 }
 
+/// Rules §3 steps 2–4: takes the certification lock, replaces in one transaction that
+/// first checks the fence and frees the lock as it commits.
+async fn replace_under_lock(
+    store: &Store,
+    run_id: i64,
+    plan: &Plan,
+    settings: &ImportSettings,
+    progress: &impl Progress,
+) -> Result<RecordCounts, ImportError> {
+    progress.enter(Phase::WaitingForEdits).await;
+    let fence = hold_for_replace(store, run_id, &settings.lock, |outstanding| {
+        progress.detail(outstanding_leases(outstanding));
+    })
+    .await?;
+    progress.enter(Phase::Replacing).await;
+    match store
+        .replace_certifications(&fence, plan, progress.before_commit())
+        .await?
+    {
+        Replace::Replaced(deleted) => Ok(deleted),
+        Replace::Fenced => Err(ImportError::Fenced {
+            run_id,
+            epoch: fence.epoch,
+        }),
+    }
+}
+
+/// The detail of [`Phase::WaitingForEdits`].
+fn outstanding_leases(count: u64) -> String {
+    match count {
+        1 => "1 edit lease outstanding".into(),
+        n => format!("{n} edit leases outstanding"),
+    }
+}
+
 /// Rules §3 step 1: refuses an import that would make too many active employees lose
 /// every certification, unless forced.
+#[tracing::instrument(
+    skip_all,
+    fields(
+        holders_before = holders_before as i64,
+        holders_after = plan.employees_with_certifications() as i64,
+        refused = false
+    )
+)]
 fn guard(
     settings: &ImportSettings,
     request: &ImportRequest,
@@ -189,6 +287,7 @@ fn guard(
     if drop * 100 <= u64::from(settings.guard_max_drop_percent) * holders_before {
         return None;
     }
+    tracing::Span::current().record("refused", true);
     Some(format!(
         "mass-deletion guard: active employees holding a certification would fall from \
          {holders_before} to {holders_after} ({:.1}% fewer; at most {}% allowed). Nothing \

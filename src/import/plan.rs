@@ -172,6 +172,18 @@ impl Plan {
 }
 
 /// Matches the file's educators to the district's active employees (rules §2.1).
+#[tracing::instrument(
+    name = "plan",
+    skip_all,
+    fields(
+        employees = district.employees.len() as i64,
+        matched = tracing::field::Empty,
+        skipped = tracing::field::Empty,
+        unmatched = tracing::field::Empty,
+        certifications = tracing::field::Empty,
+        endorsements = tracing::field::Empty
+    )
+)]
 pub fn plan_import(district: &District, parsed: &ParsedFile) -> Plan {
     let educators_by_id: HashMap<&EducatorId, &Educator> =
         parsed.educators.iter().rev().map(|e| (&e.id, e)).collect();
@@ -231,6 +243,12 @@ pub fn plan_import(district: &District, parsed: &ParsedFile) -> Plan {
             },
         }
     }
+    tracing::Span::current()
+        .record("matched", plan.matched.len() as i64)
+        .record("skipped", plan.skipped.len() as i64)
+        .record("unmatched", plan.unmatched.len() as i64)
+        .record("certifications", plan.certification_count() as i64)
+        .record("endorsements", plan.endorsement_count() as i64);
     plan
 }
 

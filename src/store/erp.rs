@@ -4,10 +4,11 @@ use std::collections::HashSet;
 
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Sqlite, Transaction};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, lock};
 use crate::import::plan::Plan;
 use crate::import::records::ActiveEmployee;
 use crate::import::summary::RecordCounts;
+use crate::lock::Fence;
 
 /// What active employees hold now: the mass-deletion guard's baseline and the
 /// records a replace deletes.
@@ -27,11 +28,6 @@ const POSTGRES_BATCH: usize = 20_000;
 const SQLITE_BATCH: usize = 1_000;
 
 type EmployeeRow = (i64, String, Option<String>, String, String, bool);
-
-/// The fence of the replace: a row only while the run still holds the import lock.
-const HOLD_RUN_PG: &str =
-    "select 1 from import_runs where id = $1 and status = 'IN_PROGRESS' for update";
-const HOLD_RUN_SQLITE: &str = "select 1 from import_runs where id = $1 and status = 'IN_PROGRESS'";
 
 impl Store {
     /// The district's active employees with their job class's certification flag.
@@ -84,55 +80,66 @@ impl Store {
 
     /// Rules §3 step 3, in ONE transaction: deletes every certification and
     /// endorsement of every active employee, then inserts the plan's records, written
-    /// by `run_id`. Either all of it is committed or none of it (an error or a
+    /// by the fenced run. Either all of it is committed or none of it (an error or a
     /// cancelled future rolls back). Returns the records deleted.
     ///
-    /// Fenced: run `run_id` must still be `IN_PROGRESS`, checked and held in the same
-    /// transaction. A worker that was presumed dead and reaped (design §5: its import
-    /// lock is released, another import may be running) must not write.
+    /// The transaction begins with the fence check (design §6): under the lock row's
+    /// lock, the certification lock must still be held by `fence.run_id` at
+    /// `fence.epoch`, and the run still in progress; otherwise nothing is written and
+    /// the answer is [`Replace::Fenced`]. It ends by freeing the lock, so the lock is
+    /// free exactly when the new data is visible.
     ///
-    /// # Errors
-    ///
-    /// [`StoreError::RunNotInProgress`] when the run was reaped or has ended.
-    #[tracing::instrument(skip_all, fields(run_id, certifications, endorsements), err)]
+    /// `before_commit` is awaited after the last write, inside the transaction: a
+    /// test hook to hold an import mid-replace (production passes a ready future).
+    #[tracing::instrument(
+        name = "replace",
+        skip_all,
+        fields(run_id = fence.run_id, epoch = fence.epoch, certifications, endorsements),
+        err
+    )]
     pub async fn replace_certifications(
         &self,
-        run_id: i64,
+        fence: &Fence,
         plan: &Plan,
-    ) -> Result<RecordCounts, StoreError> {
+        before_commit: impl Future<Output = ()> + Send,
+    ) -> Result<Replace, StoreError> {
+        let run_id = fence.run_id;
         match self {
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                // `for update` holds the run's row: a reaper waits for the replace to
-                // commit or roll back rather than freeing the lock in the middle of it.
-                let held: Option<i32> = sqlx::query_scalar(HOLD_RUN_PG)
-                    .bind(run_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if held.is_none() {
-                    return Err(StoreError::RunNotInProgress(run_id));
+                if !lock::fence_pg(&mut tx, fence).await? {
+                    return Ok(Replace::Fenced);
                 }
                 let deleted = replace_postgres(&mut tx, run_id, plan).await?;
+                lock::free_writing_pg(&mut tx, fence).await?;
+                before_commit.await;
                 tx.commit().await?;
-                Ok(deleted)
+                Ok(Replace::Replaced(deleted))
             }
             Self::Sqlite(pool) => {
                 // IMMEDIATE takes the write lock up front, so neither the run's status
                 // nor the id range read below can be raced by another writer.
                 let mut tx = pool.begin_with("begin immediate").await?;
-                let held: Option<i32> = sqlx::query_scalar(HOLD_RUN_SQLITE)
-                    .bind(run_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if held.is_none() {
-                    return Err(StoreError::RunNotInProgress(run_id));
+                if !lock::fence_sqlite(&mut tx, fence).await? {
+                    return Ok(Replace::Fenced);
                 }
                 let deleted = replace_sqlite(&mut tx, run_id, plan).await?;
+                lock::free_writing_sqlite(&mut tx, fence).await?;
+                before_commit.await;
                 tx.commit().await?;
-                Ok(deleted)
+                Ok(Replace::Replaced(deleted))
             }
         }
     }
+}
+
+/// What [`Store::replace_certifications`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Committed; the records deleted.
+    Replaced(RecordCounts),
+    /// The run no longer holds the lock at its epoch: nothing was written.
+    Fenced,
 }
 
 /// A certification row ready to insert.
@@ -366,8 +373,8 @@ async fn replace_postgres(
 
     tracing::Span::current()
         .record("run_id", run_id)
-        .record("certifications", certification_rows.len())
-        .record("endorsements", endorsement_rows.len());
+        .record("certifications", certification_rows.len() as i64)
+        .record("endorsements", endorsement_rows.len() as i64);
     Ok(deleted_counts(certifications_deleted, endorsements_deleted))
 }
 
@@ -457,8 +464,8 @@ async fn replace_sqlite(
     }
     tracing::Span::current()
         .record("run_id", run_id)
-        .record("certifications", certification_rows.len())
-        .record("endorsements", endorsement_rows.len());
+        .record("certifications", certification_rows.len() as i64)
+        .record("endorsements", endorsement_rows.len() as i64);
     Ok(deleted_counts(certifications_deleted, endorsements_deleted))
 }
 

@@ -9,6 +9,7 @@
 //!   reports and run logs.
 //! - `file_cache` and `events`: the ALiS file cache (three newest files, with their
 //!   bytes) and the SFTP connection events.
+//! - `lock`: the certification lock's row and the edit leases (see [`crate::lock`]).
 //!
 //! Dates are ISO `YYYY-MM-DD` text on the wire to both backends (Postgres casts them),
 //! timestamps are `timestamptz` on Postgres and RFC 3339 UTC text on SQLite.
@@ -18,6 +19,7 @@ mod erp;
 mod events;
 mod file_cache;
 mod instant;
+mod lock;
 mod runs;
 mod tasks;
 
@@ -28,7 +30,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use erp::Holdings;
+pub use erp::{Holdings, Replace};
 pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
 pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
 pub use runs::{
@@ -69,10 +71,6 @@ pub enum StoreError {
         /// The run in progress.
         run_id: i64,
     },
-    /// The run is no longer in progress (failed as lost, or ended): its worker must
-    /// not write. Nothing was changed.
-    #[error("run {0} is no longer in progress; nothing was changed")]
-    RunNotInProgress(i64),
     /// A page token that this store did not hand out (or one from another backend).
     #[error("invalid page token")]
     InvalidPageToken,

@@ -113,6 +113,8 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// What a running import is doing (`fetching`, `parsing`, …), set by the worker.
     pub phase: Option<String>,
+    /// What the phase is waiting for, e.g. the number of outstanding edit leases.
+    pub phase_detail: Option<String>,
     /// When the scheduler planned it for; `None` for a run started now.
     pub scheduled_for: Option<Timestamp>,
     /// When it actually started; `None` while `WAITING` (and for a missed run).
@@ -147,8 +149,8 @@ pub struct RunRecord {
 /// `select`, `update … returning` and `insert … returning` can all use them.
 macro_rules! run_columns {
     () => {
-        "id, task_id, task_description, status, phase, scheduled_for, started_at, ended_at, \
-         run_by, dry_run, force, idempotency_key, file_name, file_sha256, file_from_cache, \
+        "id, task_id, task_description, status, phase, phase_detail, scheduled_for, started_at, \
+         ended_at, run_by, dry_run, force, idempotency_key, file_name, file_sha256, file_from_cache, \
          error, heartbeat_at, owner, \
          exists (select 1 from import_reports where import_reports.run_id = import_runs.id) \
          as has_report"
@@ -188,6 +190,7 @@ where
         status: RunStatus::from_stored(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
         phase: row.try_get("phase")?,
+        phase_detail: row.try_get("phase_detail")?,
         scheduled_for: instant(row, "scheduled_for")?,
         started_at: instant(row, "started_at")?,
         ended_at: instant(row, "ended_at")?,

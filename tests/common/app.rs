@@ -98,7 +98,9 @@ pub async fn spawn_app_on(
     }));
     // The listener is bound already: a lazy channel connects on first use (and a test
     // of a TLS server builds its own client).
-    let channel = Channel::from_shared(format!("http://{addr}")).expect("uri").connect_lazy();
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect_lazy();
     let client = CertImportServiceClient::new(channel);
     TestApp {
         addr,

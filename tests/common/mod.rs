@@ -309,6 +309,7 @@ macro_rules! on_both_backends {
 }
 
 pub mod app;
+pub mod lock;
 
 /// Certification and endorsement records written by one run.
 pub async fn records_written_by(store: &Store, run_id: i64) -> i64 {

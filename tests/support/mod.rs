@@ -99,6 +99,14 @@ pub struct Guard {
     _dir: Option<TempDir>,
 }
 
+impl Guard {
+    /// A guard that keeps nothing: for a second service (or a reconnection) on a
+    /// database whose storage another guard keeps alive.
+    pub fn none() -> Self {
+        Self { _dir: None }
+    }
+}
+
 /// URL of a SQLite database file `test.db` in `dir`, created on first connection.
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}/test.db?mode=rwc", dir.display())

@@ -12,8 +12,14 @@ use crate::store::{RunOutcome, Store, StoreError};
 
 const HEARTBEAT: &str = "update import_runs set heartbeat_at = $3 \
     where id = $1 and owner = $2 and status = 'IN_PROGRESS'";
-const SET_PHASE: &str =
-    "update import_runs set phase = $2 where id = $1 and status = 'IN_PROGRESS'";
+const SET_PHASE: &str = "update import_runs set phase = $2, phase_detail = $3 \
+    where id = $1 and status = 'IN_PROGRESS'";
+/// A run in progress or failed (reaped as lost) becomes failed with a "fenced" reason
+/// ahead of any earlier one; never a succeeded run, never twice.
+const FENCE_RUN: &str = "update import_runs set status = 'FAILED', \
+    error = $2 || coalesce(' (earlier: ' || error || ')', ''), ended_at = coalesce(ended_at, $3) \
+    where id = $1 and status in ('IN_PROGRESS', 'FAILED') \
+    and (error is null or error not like 'fenced:%')";
 const FINISH: &str = "update import_runs set status = $2, error = $3, ended_at = $7, \
     file_name = coalesce($4, file_name), file_sha256 = coalesce($5, file_sha256), \
     file_from_cache = coalesce($6, file_from_cache) \
@@ -55,16 +61,58 @@ impl Store {
     /// Sets what running import `run_id` is doing now (`fetching`, `parsing`, …), for
     /// `WatchRun`. `false` when the run is not in progress.
     pub async fn set_phase(&self, run_id: i64, phase: &str) -> Result<bool, StoreError> {
+        self.set_phase_detail(run_id, phase, None).await
+    }
+
+    /// As [`Store::set_phase`], with what the phase is waiting for (e.g. "2 edit leases
+    /// outstanding"); `None` clears it.
+    pub async fn set_phase_detail(
+        &self,
+        run_id: i64,
+        phase: &str,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let updated = match self {
             Self::Postgres(pool) => sqlx::query(SET_PHASE)
                 .bind(run_id)
                 .bind(phase)
+                .bind(detail)
                 .execute(pool)
                 .await?
                 .rows_affected(),
             Self::Sqlite(pool) => sqlx::query(SET_PHASE)
                 .bind(run_id)
                 .bind(phase)
+                .bind(detail)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(updated > 0)
+    }
+
+    /// Records that run `run_id` was fenced (design §6): its worker found the run taken
+    /// over, so it stopped and wrote nothing. The run ends (or stays) `FAILED` with
+    /// `reason` (which starts with "fenced") ahead of an earlier reason such as the
+    /// reaper's "worker lost". `false` when the run succeeded or was already fenced.
+    pub async fn fence_run(
+        &self,
+        run_id: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let updated = match self {
+            Self::Postgres(pool) => sqlx::query(FENCE_RUN)
+                .bind(run_id)
+                .bind(reason)
+                .bind(to_pg(now))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Sqlite(pool) => sqlx::query(FENCE_RUN)
+                .bind(run_id)
+                .bind(reason)
+                .bind(to_text(now))
                 .execute(pool)
                 .await?
                 .rows_affected(),

@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{RunRecord, Violation, run_columns, run_from_pg, run_from_sqlite, violation};
 use crate::store::instant::{to_pg, to_text, truncated};
+use crate::store::lock::{FREE_ORPHANED, TRY_LOCK_ROW_PG};
 use crate::store::{Store, StoreError};
 
 /// What [`Store::claim_due_run`] found.
@@ -162,6 +163,13 @@ impl Store {
     /// `heartbeat_timeout` at `now` (error "worker lost: no heartbeat since …",
     /// `ended_at` = `now`), and returns them. One statement: replicas reaping at once
     /// each get a disjoint share, and a heartbeat that lands first saves its run.
+    ///
+    /// In the same transaction, frees the certification lock if its run is no longer in
+    /// progress (just reaped, or ended without freeing it), so a dead importer never
+    /// keeps edits out. On PostgreSQL the transaction first takes the lock row, unless
+    /// a replace transaction holds it: then its importer is alive (or will be ended by
+    /// the database's idle timeout) and this tick reaps nothing. A replace that begins
+    /// after this transaction re-checks its run and fails its fence check.
     pub async fn reap_lost_runs(
         &self,
         now: Timestamp,
@@ -171,22 +179,46 @@ impl Store {
         let timeout = SignedDuration::try_from(heartbeat_timeout).unwrap_or(SignedDuration::MAX);
         let stale_before = now.checked_sub(timeout).unwrap_or(Timestamp::MIN);
         match self {
-            Self::Postgres(pool) => sqlx::query(REAP_PG)
-                .bind(to_pg(now))
-                .bind(to_pg(stale_before))
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(run_from_pg)
-                .collect(),
-            Self::Sqlite(pool) => sqlx::query(REAP_SQLITE)
-                .bind(to_text(now))
-                .bind(to_text(stale_before))
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(run_from_sqlite)
-                .collect(),
+            Self::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let lock_row: Option<i32> = sqlx::query_scalar(TRY_LOCK_ROW_PG)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if lock_row.is_none() {
+                    return Ok(Vec::new());
+                }
+                let reaped = sqlx::query(REAP_PG)
+                    .bind(to_pg(now))
+                    .bind(to_pg(stale_before))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(run_from_pg)
+                    .collect::<Result<Vec<_>, _>>()?;
+                sqlx::query(FREE_ORPHANED)
+                    .bind(to_pg(now))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(reaped)
+            }
+            Self::Sqlite(pool) => {
+                let mut tx = pool.begin_with("begin immediate").await?;
+                let reaped = sqlx::query(REAP_SQLITE)
+                    .bind(to_text(now))
+                    .bind(to_text(stale_before))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(run_from_sqlite)
+                    .collect::<Result<Vec<_>, _>>()?;
+                sqlx::query(FREE_ORPHANED)
+                    .bind(to_text(now))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(reaped)
+            }
         }
     }
 

@@ -1,0 +1,395 @@
+//! The certification lock's row and the edit leases (migration 0104; the design is in
+//! [`crate::lock`]).
+//!
+//! Races are decided by the lock row:
+//!
+//! - A grant inserts its lease only while the row says `FREE`, reading it `for share`
+//!   on PostgreSQL: an import marking the lock pending (an update of that row) either
+//!   commits first, and the grant sees `PENDING`, or waits for the grant to commit, and
+//!   then counts its lease. SQLite runs one writer at a time, so each statement is
+//!   atomic on its own.
+//! - A refusal is one plain read of the row: it never waits for an import, even while
+//!   the replace transaction holds the row's lock.
+//! - Every import step is one conditional update naming the run and its epoch, and
+//!   requiring the run to be still `IN_PROGRESS`: an import declared lost can no longer
+//!   move the lock.
+
+use jiff::Timestamp;
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::instant::{from_pg, from_text, to_pg, to_text, truncated};
+use super::{Store, StoreError};
+use crate::lock::{Fence, Grant, Lease, LeaseId, LockRow, LockState, NewLease, Refusal, Release};
+
+const LOCK_ROW: &str = "select state, epoch, run_id, changed_at from cert_lock where id = 1";
+
+const GRANT_PG: &str = "with l as (select epoch from cert_lock where id = 1 and state = 'FREE' \
+    for share) \
+    insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
+    select $1, $2, $3, l.epoch, $4, $5 from l returning epoch";
+const GRANT_SQLITE: &str = "insert into cert_leases \
+    (id, holder, subject, epoch, acquired_at, expires_at) \
+    select $1, $2, $3, epoch, $4, $5 from cert_lock where id = 1 and state = 'FREE' \
+    returning epoch";
+
+const RELEASE: &str = "delete from cert_leases where id = $1 and subject = $2";
+const LEASE_EXISTS: &str = "select exists (select 1 from cert_leases where id = $1)";
+
+/// The import's run must still be in progress for any of its lock steps.
+macro_rules! run_in_progress {
+    () => {
+        "exists (select 1 from import_runs r where r.id = $1 and r.status = 'IN_PROGRESS')"
+    };
+}
+
+/// FREE → PENDING with a new epoch. A lock left behind by a run that is no longer in
+/// progress (its process died and nobody freed it yet) is taken over.
+const MARK_PENDING: &str = concat!(
+    "update cert_lock set state = 'PENDING', epoch = epoch + 1, run_id = $1, changed_at = $2 \
+     where id = 1 and (state = 'FREE' or not exists (select 1 from import_runs o \
+         where o.id = cert_lock.run_id and o.status = 'IN_PROGRESS')) \
+     and ",
+    run_in_progress!(),
+    " returning epoch"
+);
+const OUTSTANDING: &str = "select count(*) from cert_leases where expires_at > $1";
+const FORGET_EXPIRED: &str = "delete from cert_leases where expires_at <= $1";
+const HOLD: &str = concat!(
+    "update cert_lock set state = 'HELD', changed_at = $3 \
+     where id = 1 and state = 'PENDING' and run_id = $1 and epoch = $2 and ",
+    run_in_progress!()
+);
+const FREE: &str = "update cert_lock set state = 'FREE', run_id = null, changed_at = $2 \
+    where id = 1 and run_id = $1 and state in ('PENDING', 'HELD')";
+
+/// The replace transaction's first write: HELD → WRITING, for this run at this epoch.
+/// Only this transaction ever sees WRITING (it frees the lock before committing), which
+/// is what exempts its own writes from the MANUAL-row triggers.
+const FENCE: &str = concat!(
+    "update cert_lock set state = 'WRITING' \
+     where id = 1 and state = 'HELD' and run_id = $1 and epoch = $2 and ",
+    run_in_progress!()
+);
+/// The replace transaction's last write: the lock is free when the data commits.
+const FREE_WRITING: &str = "update cert_lock set state = 'FREE', run_id = null, changed_at = $3 \
+    where id = 1 and state = 'WRITING' and run_id = $1 and epoch = $2";
+
+/// Frees a lock whose run is no longer in progress (its process died, or ended without
+/// managing to free it). Run by the reaper on every tick, after reaping.
+pub(super) const FREE_ORPHANED: &str = "update cert_lock set state = 'FREE', run_id = null, \
+    changed_at = $1 where id = 1 and state <> 'FREE' and not exists \
+    (select 1 from import_runs r where r.id = cert_lock.run_id and r.status = 'IN_PROGRESS')";
+/// PostgreSQL: takes the lock row for the reaper's transaction unless a replace
+/// transaction holds it (then its run is alive: the reaper leaves it for a later tick).
+pub(super) const TRY_LOCK_ROW_PG: &str =
+    "select id from cert_lock where id = 1 for update skip locked";
+
+type LockTuple<T> = (String, i64, Option<i64>, T);
+
+fn lock_row<T>(
+    (state, epoch, run_id, changed_at): LockTuple<T>,
+    instant: impl Fn(T) -> Result<Timestamp, StoreError>,
+) -> Result<LockRow, StoreError> {
+    Ok(LockRow {
+        state: LockState::from_stored(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("lock state {state:?}")))?,
+        epoch,
+        run_id,
+        changed_at: instant(changed_at)?,
+    })
+}
+
+impl Store {
+    /// The lock's row: one read, which never waits for an import.
+    pub async fn cert_lock(&self) -> Result<LockRow, StoreError> {
+        match self {
+            Self::Postgres(pool) => lock_row(
+                sqlx::query_as::<_, LockTuple<chrono::DateTime<chrono::Utc>>>(LOCK_ROW)
+                    .fetch_one(pool)
+                    .await?,
+                from_pg,
+            ),
+            Self::Sqlite(pool) => lock_row(
+                sqlx::query_as::<_, LockTuple<String>>(LOCK_ROW)
+                    .fetch_one(pool)
+                    .await?,
+                |text| from_text(&text),
+            ),
+        }
+    }
+
+    /// Grants `lease` unless an import wants or holds the lock. A refusal is a single
+    /// read of the lock row: it answers at once, whatever the import is doing.
+    pub async fn grant_lease(&self, lease: &NewLease) -> Result<Grant, StoreError> {
+        let acquired_at = truncated(lease.acquired_at);
+        let expires_at = truncated(lease.expires_at);
+        // A grant that loses its race with an import re-reads the row; should the
+        // import have ended in between too, it tries again.
+        for _ in 0..3 {
+            let row = self.cert_lock().await?;
+            if row.state != LockState::Free {
+                return Ok(Grant::Refused(Refusal::of(&row)));
+            }
+            let epoch: Option<i64> = match self {
+                Self::Postgres(pool) => {
+                    sqlx::query_scalar(GRANT_PG)
+                        .bind(lease.id.as_str())
+                        .bind(lease.holder.as_str())
+                        .bind(&lease.subject)
+                        .bind(to_pg(acquired_at))
+                        .bind(to_pg(expires_at))
+                        .fetch_optional(pool)
+                        .await?
+                }
+                Self::Sqlite(pool) => {
+                    sqlx::query_scalar(GRANT_SQLITE)
+                        .bind(lease.id.as_str())
+                        .bind(lease.holder.as_str())
+                        .bind(&lease.subject)
+                        .bind(to_text(acquired_at))
+                        .bind(to_text(expires_at))
+                        .fetch_optional(pool)
+                        .await?
+                }
+            };
+            if let Some(fencing_token) = epoch {
+                return Ok(Grant::Granted(Lease {
+                    lease: NewLease {
+                        acquired_at,
+                        expires_at,
+                        ..lease.clone()
+                    },
+                    fencing_token,
+                }));
+            }
+        }
+        let row = self.cert_lock().await?;
+        Ok(Grant::Refused(Refusal::of(&row)))
+    }
+
+    /// Ends lease `id` if `subject` took it. Idempotent: an unknown (or already
+    /// released) lease is [`Release::Unknown`]; another identity's lease is left alone.
+    pub async fn release_lease(&self, id: &LeaseId, subject: &str) -> Result<Release, StoreError> {
+        let (deleted, exists) = match self {
+            Self::Postgres(pool) => {
+                let deleted = sqlx::query(RELEASE)
+                    .bind(id.as_str())
+                    .bind(subject)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                let exists: bool = if deleted == 0 {
+                    sqlx::query_scalar(LEASE_EXISTS)
+                        .bind(id.as_str())
+                        .fetch_one(pool)
+                        .await?
+                } else {
+                    false
+                };
+                (deleted, exists)
+            }
+            Self::Sqlite(pool) => {
+                let deleted = sqlx::query(RELEASE)
+                    .bind(id.as_str())
+                    .bind(subject)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                let exists: bool = if deleted == 0 {
+                    sqlx::query_scalar(LEASE_EXISTS)
+                        .bind(id.as_str())
+                        .fetch_one(pool)
+                        .await?
+                } else {
+                    false
+                };
+                (deleted, exists)
+            }
+        };
+        Ok(match (deleted, exists) {
+            (0, true) => Release::NotYours,
+            (0, false) => Release::Unknown,
+            _ => Release::Released,
+        })
+    }
+
+    /// Marks the lock pending for run `run_id` with a new epoch, which it returns: from
+    /// now on leases are refused. `None` when the run is no longer in progress, or
+    /// another run in progress has the lock: the run is fenced.
+    pub async fn mark_cert_lock_pending(
+        &self,
+        run_id: i64,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = truncated(now);
+        Ok(match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(MARK_PENDING)
+                    .bind(run_id)
+                    .bind(to_pg(now))
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(MARK_PENDING)
+                    .bind(run_id)
+                    .bind(to_text(now))
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// The number of leases neither released nor expired at `now`.
+    pub async fn outstanding_leases(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let count: i64 = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(OUTSTANDING)
+                    .bind(to_pg(now))
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(OUTSTANDING)
+                    .bind(to_text(now))
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// PENDING → HELD for run `run_id` at `epoch`; `false` (nothing changed) when the
+    /// lock is no longer this run's at this epoch or the run is no longer in progress.
+    /// Expired leases are forgotten on the way: none can count again.
+    pub async fn hold_cert_lock(
+        &self,
+        run_id: i64,
+        epoch: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let now = truncated(now);
+        let held = match self {
+            Self::Postgres(pool) => {
+                sqlx::query(FORGET_EXPIRED)
+                    .bind(to_pg(now))
+                    .execute(pool)
+                    .await?;
+                sqlx::query(HOLD)
+                    .bind(run_id)
+                    .bind(epoch)
+                    .bind(to_pg(now))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query(FORGET_EXPIRED)
+                    .bind(to_text(now))
+                    .execute(pool)
+                    .await?;
+                sqlx::query(HOLD)
+                    .bind(run_id)
+                    .bind(epoch)
+                    .bind(to_text(now))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(held == 1)
+    }
+
+    /// Frees the lock if run `run_id` wants or holds it (after a failure, a
+    /// cancellation, a shutdown); `false` when it did not. Every exit of an import
+    /// calls it: it is a no-op when the replace already freed the lock as it committed,
+    /// or when another run took it over.
+    pub async fn free_cert_lock(&self, run_id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let now = truncated(now);
+        let freed = match self {
+            Self::Postgres(pool) => sqlx::query(FREE)
+                .bind(run_id)
+                .bind(to_pg(now))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Self::Sqlite(pool) => sqlx::query(FREE)
+                .bind(run_id)
+                .bind(to_text(now))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(freed == 1)
+    }
+}
+
+/// The fence check, first in the PostgreSQL replace transaction: waits for the lock
+/// row's lock (a reaper's transaction ends first), then moves HELD → WRITING if the
+/// lock is still this run's at this epoch. `false`: fenced, write nothing. Also bounds
+/// how long the transaction may sit idle (a hung importer must not keep the row).
+pub(super) async fn fence_pg(
+    tx: &mut Transaction<'static, Postgres>,
+    fence: &Fence,
+) -> Result<bool, StoreError> {
+    let idle_ms = fence.idle_timeout.as_millis().clamp(1, i32::MAX as u128);
+    sqlx::query("select set_config('idle_in_transaction_session_timeout', $1, true)")
+        .bind(idle_ms.to_string())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("select id from cert_lock where id = 1 for update")
+        .execute(&mut **tx)
+        .await?;
+    // A new statement, so a new snapshot: it sees whatever the reaper committed
+    // while this transaction waited for the row.
+    let updated = sqlx::query(FENCE)
+        .bind(fence.run_id)
+        .bind(fence.epoch)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(updated == 1)
+}
+
+/// The fence check, first in the SQLite replace transaction (`begin immediate` already
+/// holds the one write lock).
+pub(super) async fn fence_sqlite(
+    tx: &mut Transaction<'static, Sqlite>,
+    fence: &Fence,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(FENCE)
+        .bind(fence.run_id)
+        .bind(fence.epoch)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Frees the lock as the last write of the PostgreSQL replace transaction.
+pub(super) async fn free_writing_pg(
+    tx: &mut Transaction<'static, Postgres>,
+    fence: &Fence,
+) -> Result<(), StoreError> {
+    sqlx::query(FREE_WRITING)
+        .bind(fence.run_id)
+        .bind(fence.epoch)
+        .bind(to_pg(truncated(fence.at)))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Frees the lock as the last write of the SQLite replace transaction.
+pub(super) async fn free_writing_sqlite(
+    tx: &mut Transaction<'static, Sqlite>,
+    fence: &Fence,
+) -> Result<(), StoreError> {
+    sqlx::query(FREE_WRITING)
+        .bind(fence.run_id)
+        .bind(fence.epoch)
+        .bind(to_text(truncated(fence.at)))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
