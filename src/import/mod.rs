@@ -180,7 +180,7 @@ where
     let parsed = tokio::task::spawn_blocking(move || {
         let _entered = span.entered();
         alis_file::parse(input, &parse_settings, |id, name| {
-            parse_district.may_employ(id, name)
+            parse_district.keep(id, name)
         })
     })
     .await
