@@ -3,13 +3,19 @@
 //!
 //! ```text
 //! cargo run --release --example sftp_download_bench [-- SIZE_MB [ROUNDS [WINDOW_MIB [READS]]]]
+//!     [--out FRAGMENT.json]
 //! ```
+//!
+//! With `--out`, the rounds are also written as a results fragment for
+//! `scripts/bench` (benchmark 3 of issue 8; see BENCHMARKS.md).
 //!
 //! Each round times, from nothing to a complete local file: `sftp -b` (connect, key
 //! login, `get`), and the SFTP source (connect, password login, list, download with
 //! SHA-256 and size check, rename into place). Prints the best and median of each and
 //! the ratio. Needs root (the harness creates a user) and OpenSSH.
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
 #[path = "../tests/support/sshd.rs"]
 mod sshd;
 
@@ -23,7 +29,18 @@ const NAME: &str = "Curr_Lic_Eds_End_Limits_20261127.csv";
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut out = None;
+    let mut positional = Vec::new();
+    let mut all = std::env::args().skip(1);
+    while let Some(arg) = all.next() {
+        if arg == "--out" {
+            out = Some(all.next().expect("--out PATH"));
+        } else {
+            positional.push(arg);
+        }
+    }
+    let start_load = bench_support::machine::Load::now();
+    let mut args = positional.into_iter();
     let size_mb: usize = args.next().map_or(200, |a| a.parse().expect("SIZE_MB"));
     let rounds: usize = args.next().map_or(5, |a| a.parse().expect("ROUNDS"));
     let defaults = SftpSettings::new("");
@@ -134,6 +151,8 @@ async fn main() {
         println!("negotiated by {pair}");
     }
 
+    // In the order they ran: `summary` sorts.
+    let paired = (openssh.clone(), ours.clone());
     let (openssh_best, openssh_median) = summary(&mut openssh);
     let (ours_best, ours_median) = summary(&mut ours);
     let mbps = |d: Duration| size as f64 / 1e6 / d.as_secs_f64();
@@ -154,6 +173,56 @@ async fn main() {
         ours_best.as_secs_f64() / openssh_best.as_secs_f64(),
         ours_median.as_secs_f64() / openssh_median.as_secs_f64()
     );
+    if let Some(out) = out {
+        write_fragment(
+            std::path::Path::new(&out),
+            size_mb,
+            paired,
+            &negotiated,
+            start_load,
+        );
+    }
+}
+
+/// Benchmark 3's results fragment: the rounds, paired in the order they ran.
+fn write_fragment(
+    out: &std::path::Path,
+    size_mb: usize,
+    (openssh, ours): (Vec<Duration>, Vec<Duration>),
+    negotiated: &[String],
+    start_load: bench_support::machine::Load,
+) {
+    use bench_support::results::{Comparison, Section};
+    let secs = |v: Vec<Duration>| v.iter().map(Duration::as_secs_f64).collect::<Vec<_>>();
+    let mut section = Section::new("sftp_download", "3. SFTP download vs. OpenSSH sftp");
+    let comparison = Comparison::new(
+        format!("{size_mb} MB file from a local sshd, connect to complete local file"),
+        "s",
+        ("SFTP source (russh): list + download + SHA-256", secs(ours)),
+        ("OpenSSH sftp -b: get", secs(openssh)),
+    );
+    section.fact(
+        "SFTP source: MB/s (median)",
+        size_mb as f64 / comparison.ours.median,
+        "MB/s",
+    );
+    section.fact(
+        "OpenSSH sftp: MB/s (median)",
+        size_mb as f64 / comparison.reference.median,
+        "MB/s",
+    );
+    section.check(
+        "SFTP source / OpenSSH sftp ≤ 1.3× (median of per-round ratios)",
+        comparison.ratio.median,
+        1.3,
+        true,
+    );
+    section.comparisons.push(comparison);
+    for pair in negotiated {
+        section.note(format!("negotiated by {pair}"));
+    }
+    section.load = Some((start_load, bench_support::machine::Load::now()));
+    bench_support::results::write_fragment(out, &[section]);
 }
 
 fn summary(times: &mut [Duration]) -> (Duration, Duration) {

@@ -23,6 +23,8 @@
 //! - [`api`]: the gRPC service: handlers, conversions, the error → status table.
 //! - [`worker`]: executes a claimed run: fetch, import, record the outcome.
 //! - [`startup`]: builds the application and runs it until shutdown.
+//! - [`telemetry`]: logs, and OpenTelemetry traces and metrics over OTLP (off unless
+//!   configured): the span per RPC, the metrics.
 //! - [`config`]: the one typed configuration (flags and environment variables).
 //! - [`clock`]: where "now" comes from (a manual clock in tests).
 //! - [`demo`]: the embedded default's demo district, file and task.
@@ -43,4 +45,5 @@ pub mod secrets;
 pub mod source;
 pub mod startup;
 pub mod store;
+pub mod telemetry;
 pub mod worker;

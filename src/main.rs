@@ -1,4 +1,5 @@
-//! The `alis-import` binary: parses the command line, sets up logging, runs.
+//! The `alis-import` binary: parses the command line, starts telemetry (logs, and
+//! OpenTelemetry when configured), runs the command, flushes telemetry last.
 
 use std::process::ExitCode;
 
@@ -10,20 +11,21 @@ async fn main() -> ExitCode {
     // behaviour does not depend on which dependency happens to link which.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = alis_import::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        alis_import::cli::LogFormat::Text => logs.init(),
-        alis_import::cli::LogFormat::Json => logs.json().init(),
-    }
-    match cli.run().await {
+    let telemetry = match alis_import::telemetry::init(&cli.telemetry, cli.log_format) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: telemetry settings: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match cli.run().await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Last: the server has drained and its jobs have stopped, so their spans are in.
+    telemetry.shutdown().await;
+    code
 }

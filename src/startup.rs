@@ -2,7 +2,8 @@
 //! binds the port and wires the API, the worker and the scheduler;
 //! [`Application::run_until_stopped`] serves until the shutdown future completes, then
 //! stops in order: health NOT_SERVING, drain RPCs, cancel jobs (an import in flight
-//! rolls back; the Vault token renewal stops), close the pool.
+//! rolls back; the Vault token renewal stops), close the pool. `main` then flushes
+//! telemetry, last.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -237,6 +238,9 @@ impl Application {
             builder = builder.tls_config(tls).context("TLS settings")?;
         }
         let served = builder
+            // Outermost: every call gets its span, with the caller's trace as parent,
+            // before authentication can refuse it.
+            .layer(crate::telemetry::RpcSpanLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -199,7 +199,12 @@ impl Worker {
             "run",
             run_id = run.id,
             task_id = run.task_id,
-            dry_run = run.dry_run
+            dry_run = run.dry_run,
+            status = tracing::field::Empty,
+            rows_parsed = tracing::field::Empty,
+            records_imported = tracing::field::Empty,
+            records_deleted = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
         self.tracker
             .spawn(async move { worker.execute(run).await }.instrument(span));
@@ -213,6 +218,7 @@ impl Worker {
 
     /// Executes one claimed run to its end and records the outcome.
     pub async fn execute(&self, run: RunRecord) {
+        let started = std::time::Instant::now();
         let (phase_tx, phase_rx) = watch::channel((Phase::Fetching, None));
         let outcome = tokio::select! {
             result = self.import(&run, &phase_tx) => Some(result),
@@ -223,17 +229,25 @@ impl Worker {
         // Finally (design §6): the import has ended or been dropped; it must not keep
         // the certification lock, whatever happened.
         self.free_lock(run.id).await;
+        let fenced = crate::telemetry::EndedRun {
+            status: RunStatus::Failed,
+            dry_run: run.dry_run,
+            duration: started.elapsed(),
+            summary: None,
+        };
         let result = match outcome {
             None => {
                 tracing::warn!(
                     run_id = run.id,
                     "heartbeat refused: another replica took the run over"
                 );
+                crate::telemetry::run_ended(fenced);
                 self.record_fenced(run.id, TAKEN_OVER).await;
                 return;
             }
             Some(Err(RunError::Import(error @ ImportError::Fenced { .. }))) => {
                 tracing::warn!(run_id = run.id, %error, "the import was fenced");
+                crate::telemetry::run_ended(fenced);
                 self.record_fenced(run.id, &error.to_string()).await;
                 return;
             }
@@ -249,6 +263,12 @@ impl Worker {
                 (RunStatus::Failed, Some(operator_message(&error)), None)
             }
         };
+        crate::telemetry::run_ended(crate::telemetry::EndedRun {
+            status,
+            dry_run: run.dry_run,
+            duration: started.elapsed(),
+            summary: summary.as_ref(),
+        });
         let _ = self.store.set_phase(run.id, "REPORTING").await;
         let pdf = match &summary {
             Some(summary) => self.render_report(&run, summary).await,
@@ -375,6 +395,7 @@ impl Worker {
 
     /// Renders the run's PDF report; a rendering failure is logged, and the run keeps
     /// its structured summary.
+    #[tracing::instrument(name = "report", skip_all, fields(pdf_bytes = tracing::field::Empty))]
     async fn render_report(&self, run: &RunRecord, summary: &Summary) -> Option<Vec<u8>> {
         let header = ReportHeader {
             district: self.settings.district_name.clone(),
@@ -386,12 +407,15 @@ impl Worker {
             time_zone: self.settings.time_zone.clone(),
         };
         let summary = summary.clone();
-        let span = tracing::info_span!("render_report");
+        let span = tracing::Span::current();
         let rendered =
             tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
                 .await;
         match rendered {
-            Ok(Ok(pdf)) => Some(pdf),
+            Ok(Ok(pdf)) => {
+                tracing::Span::current().record("pdf_bytes", pdf.len() as i64);
+                Some(pdf)
+            }
             Ok(Err(error)) => {
                 tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot render the report");
                 None

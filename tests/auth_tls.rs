@@ -261,6 +261,33 @@ async fn call_each_rpc(
                     .await,
             )),
         ),
+        (
+            "AcquireCertLock",
+            admitted(&ok_unit(
+                client
+                    .acquire_cert_lock(with_token(
+                        proto::AcquireCertLockRequest {
+                            holder: "edit service".into(),
+                            ttl: None,
+                        },
+                        token,
+                    ))
+                    .await,
+            )),
+        ),
+        (
+            "ReleaseCertLock",
+            admitted(&ok_unit(
+                client
+                    .release_cert_lock(with_token(
+                        proto::ReleaseCertLockRequest {
+                            lease_id: "0123456789abcdef0123456789abcdef".into(),
+                        },
+                        token,
+                    ))
+                    .await,
+            )),
+        ),
     ]
 }
 
@@ -285,7 +312,10 @@ async fn each_role_may_call_exactly_its_rpcs() {
             vec!["operator"],
             [viewer_rpcs.as_slice(), operator_rpcs.as_slice()].concat(),
         ),
-        (vec!["cert-editor"], vec![]),
+        (
+            vec!["cert-editor"],
+            vec!["AcquireCertLock", "ReleaseCertLock"],
+        ),
         (vec![], vec![]),
         (vec!["admin", "root"], vec![]),
     ] {

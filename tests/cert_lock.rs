@@ -532,6 +532,12 @@ async fn shutting_down_at(backend: Backend, lease_first: bool, phase: &str, stat
         at_phase(r, phase)
     })
     .await;
+    // The phase is recorded as the import enters it, a moment before the lock row
+    // changes: wait for the lock state with a deadline.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lock_state(&app.store).await != state && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(lock_state(&app.store).await, state);
 
     app.stop().await;

@@ -423,6 +423,7 @@ impl CertImportService for CertImportApi {
                 lease: Some(convert::lease(&lease)),
             })),
             Grant::Refused(refusal) => {
+                crate::telemetry::metrics().record_lease_refused();
                 tracing::info!(
                     run_id = refusal.run_id,
                     lock_state = refusal.state.as_str(),

@@ -25,6 +25,10 @@ pub struct Cli {
     /// Log format on stderr: `text` for people, `json` for log collectors.
     #[arg(long, global = true, env = "ALIS_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// OpenTelemetry export (off unless an OTLP endpoint is set).
+    #[command(flatten)]
+    pub telemetry: crate::telemetry::TelemetryArgs,
 }
 
 /// How logs are written.

@@ -187,8 +187,8 @@ impl<L: RunLog> Fetch<'_, L> {
         .await?;
         let choice = choose_newest(listing, self.now, self.settings.min_age);
         let span = Span::current();
-        span.record("listed", listed);
-        span.record("ignored", choice.ignored.len());
+        span.record("listed", listed as i64);
+        span.record("ignored", choice.ignored.len() as i64);
         self.note_ignored(&choice.ignored).await?;
         match choice.chosen {
             Some(file) => self.take_from_source(file).await,

@@ -175,11 +175,12 @@ where
     let district = Arc::new(District::new(store.active_employees().await?));
     let parse_settings = settings.parse.clone();
     let parse_district = Arc::clone(&district);
-    let span = tracing::info_span!("parse");
+    // `alis_file::parse` opens the `parse` span, under this one.
+    let span = tracing::Span::current();
     let parsed = tokio::task::spawn_blocking(move || {
         let _entered = span.entered();
         alis_file::parse(input, &parse_settings, |id, name| {
-            parse_district.may_employ(id, name)
+            parse_district.keep(id, name)
         })
     })
     .await
@@ -264,6 +265,14 @@ fn outstanding_leases(count: u64) -> String {
 
 /// Rules §3 step 1: refuses an import that would make too many active employees lose
 /// every certification, unless forced.
+#[tracing::instrument(
+    skip_all,
+    fields(
+        holders_before = holders_before as i64,
+        holders_after = plan.employees_with_certifications() as i64,
+        refused = false
+    )
+)]
 fn guard(
     settings: &ImportSettings,
     request: &ImportRequest,
@@ -278,6 +287,7 @@ fn guard(
     if drop * 100 <= u64::from(settings.guard_max_drop_percent) * holders_before {
         return None;
     }
+    tracing::Span::current().record("refused", true);
     Some(format!(
         "mass-deletion guard: active employees holding a certification would fall from \
          {holders_before} to {holders_after} ({:.1}% fewer; at most {}% allowed). Nothing \

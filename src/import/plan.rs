@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::alis_file::Keep;
 use super::records::{
     ActiveEmployee, Certification, Educator, EducatorId, NameKey, ParsedFile, PersonName,
 };
@@ -56,7 +57,21 @@ impl District {
     /// employee's State Staff ID, or their full name is some active employee's name.
     /// Everyone else is "not employed here" and only counted.
     pub fn may_employ(&self, id: &EducatorId, name: &PersonName) -> bool {
-        self.by_id.contains_key(id) || self.by_name.contains_key(&name.key())
+        self.keep(id, name) != Keep::Nothing
+    }
+
+    /// What the parser must keep of an educator: the records of one whose ID is some
+    /// active employee's State Staff ID (only those can be imported, rules §2.1);
+    /// the ID and name of one who shares only a name with an employee (reported as a
+    /// skip); nothing of anyone else.
+    pub fn keep(&self, id: &EducatorId, name: &PersonName) -> Keep {
+        if self.by_id.contains_key(id) {
+            Keep::Records
+        } else if self.by_name.contains_key(&name.key()) {
+            Keep::NameOnly
+        } else {
+            Keep::Nothing
+        }
     }
 }
 
@@ -157,6 +172,18 @@ impl Plan {
 }
 
 /// Matches the file's educators to the district's active employees (rules §2.1).
+#[tracing::instrument(
+    name = "plan",
+    skip_all,
+    fields(
+        employees = district.employees.len() as i64,
+        matched = tracing::field::Empty,
+        skipped = tracing::field::Empty,
+        unmatched = tracing::field::Empty,
+        certifications = tracing::field::Empty,
+        endorsements = tracing::field::Empty
+    )
+)]
 pub fn plan_import(district: &District, parsed: &ParsedFile) -> Plan {
     let educators_by_id: HashMap<&EducatorId, &Educator> =
         parsed.educators.iter().rev().map(|e| (&e.id, e)).collect();
@@ -216,6 +243,12 @@ pub fn plan_import(district: &District, parsed: &ParsedFile) -> Plan {
             },
         }
     }
+    tracing::Span::current()
+        .record("matched", plan.matched.len() as i64)
+        .record("skipped", plan.skipped.len() as i64)
+        .record("unmatched", plan.unmatched.len() as i64)
+        .record("certifications", plan.certification_count() as i64)
+        .record("endorsements", plan.endorsement_count() as i64);
     plan
 }
 
@@ -485,6 +518,51 @@ mod tests {
         assert!(district.may_employ(&id("001001"), &PersonName::new("X", "Y")));
         assert!(district.may_employ(&id("9"), &PersonName::new("SMITH", " ann ")));
         assert!(!district.may_employ(&id("9"), &PersonName::new("Smith", "Bo")));
+    }
+
+    #[test]
+    fn district_keeps_records_only_of_educators_with_an_employees_id() {
+        let district = District::new(vec![employee(1, Some("1001"), "Smith", "Ann")]);
+        let id = |s| EducatorId::parse(s).expect("id");
+        let ann = PersonName::new("Smith", "Ann");
+        assert_eq!(district.keep(&id("001001"), &ann), Keep::Records);
+        assert_eq!(district.keep(&id("001001"), &PersonName::new("X", "Y")), Keep::Records);
+        assert_eq!(district.keep(&id("9"), &ann), Keep::NameOnly);
+        assert_eq!(district.keep(&id("9"), &PersonName::new("Smith", "Bo")), Keep::Nothing);
+    }
+
+    /// Keeping only what [`District::keep`] asks for plans exactly what keeping every
+    /// educator's records does.
+    #[test]
+    fn keeping_names_only_plans_as_keeping_everything() {
+        let spec = crate::sample::SampleSpec {
+            statewide_educators: 3_000,
+            employees: 400,
+            ..crate::sample::SampleSpec::default()
+        };
+        let mut file = Vec::new();
+        crate::sample::write_statewide_file(&spec, &mut file).expect("sample file");
+        let employees: Vec<ActiveEmployee> = crate::sample::district(&spec)
+            .employees
+            .iter()
+            .filter(|e| e.status == "ACTIVE")
+            .map(|e| employee(e.id, e.state_staff_id.as_deref(), &e.last_name, &e.first_name))
+            .collect();
+        let district = District::new(employees);
+        let parse = |keep: &dyn Fn(&EducatorId, &PersonName) -> Keep| {
+            let settings = crate::import::alis_file::ParseSettings::default();
+            crate::import::alis_file::parse(std::io::Cursor::new(&file), &settings, keep)
+                .expect("sample parses")
+        };
+        let everything = parse(&|_, _| Keep::Records);
+        let needed = parse(&|id, name| district.keep(id, name));
+        assert!(needed.educators.iter().any(|e| e.certifications.is_empty()));
+        let (a, b) = (plan_import(&district, &everything), plan_import(&district, &needed));
+        assert_eq!(a.matched, b.matched);
+        assert_eq!(a.skipped, b.skipped);
+        assert_eq!(a.unmatched, b.unmatched);
+        assert_eq!(a.not_imported_by_status, b.not_imported_by_status);
+        assert!(!a.matched.is_empty() && !a.skipped.is_empty());
     }
 
     #[test]

@@ -266,6 +266,7 @@ pub async fn hold_for_replace(
         .unwrap_or(Timestamp::MAX);
     let mut last = None;
     let mut most = 0;
+    let waiting_since = std::time::Instant::now();
     loop {
         let now = settings.clock.now();
         let outstanding = store.outstanding_leases(now).await?;
@@ -289,7 +290,8 @@ pub async fn hold_for_replace(
         }
         tokio::time::sleep(settings.poll_interval).await;
     }
-    span.record("leases_waited_for", most);
+    span.record("leases_waited_for", most as i64);
+    crate::telemetry::metrics().record_lock_wait(waiting_since.elapsed(), most);
 
     if !store
         .hold_cert_lock(run_id, epoch, settings.clock.now())

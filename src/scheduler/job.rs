@@ -88,7 +88,10 @@ impl Scheduler {
     }
 
     /// One pass: reap lost runs, fail missed ones, claim and start a due run.
-    #[tracing::instrument(skip_all, err)]
+    ///
+    /// Its span is at DEBUG: at INFO every tick would be a trace of its own, and a
+    /// scheduled run's `run` span is better the root of its own trace.
+    #[tracing::instrument(level = "debug", skip_all, err)]
     pub async fn try_execute_once(&self) -> Result<Tick, StoreError> {
         let now = self.clock.now();
         let mut tick = Tick::default();

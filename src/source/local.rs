@@ -62,8 +62,8 @@ impl LocalDirSource {
         let listing =
             tokio::task::spawn_blocking(move || span.in_scope(|| list_dir(&dir))).await??;
         let span = Span::current();
-        span.record("files", listing.files.len());
-        span.record("ignored", listing.ignored.len());
+        span.record("files", listing.files.len() as i64);
+        span.record("ignored", listing.ignored.len() as i64);
         Ok(listing)
     }
 
@@ -77,7 +77,7 @@ impl LocalDirSource {
     #[tracing::instrument(
         name = "download_local_file",
         skip_all,
-        fields(name = %file.name, size = file.size, sha256 = Empty),
+        fields(name = %file.name, size = file.size as i64, sha256 = Empty),
         err
     )]
     pub async fn download(

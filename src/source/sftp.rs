@@ -193,7 +193,7 @@ impl SftpSource {
     #[tracing::instrument(
         name = "sftp_connect",
         skip_all,
-        fields(host = %self.host(), port = self.port())
+        fields(host = %self.host(), port = i64::from(self.port()))
     )]
     pub async fn connect(&self) -> Result<(), SftpError> {
         let mut connection = self.inner.connection.lock().await;
@@ -210,7 +210,7 @@ impl SftpSource {
     #[tracing::instrument(
         name = "list_sftp_folder",
         skip_all,
-        fields(host = %self.host(), port = self.port(), folder = %self.inner.settings.folder,
+        fields(host = %self.host(), port = i64::from(self.port()), folder = %self.inner.settings.folder,
                files = Empty, ignored = Empty)
     )]
     pub async fn list(&self) -> Result<Listing, SftpError> {
@@ -228,8 +228,8 @@ impl SftpSource {
         match &result {
             Ok(listing) => {
                 let span = tracing::Span::current();
-                span.record("files", listing.files.len());
-                span.record("ignored", listing.ignored.len());
+                span.record("files", listing.files.len() as i64);
+                span.record("ignored", listing.ignored.len() as i64);
             }
             Err(error) => error.emit(self.host(), self.port()),
         }
@@ -246,7 +246,7 @@ impl SftpSource {
     #[tracing::instrument(
         name = "download_sftp_file",
         skip_all,
-        fields(host = %self.host(), port = self.port(), name = %file.name, size = file.size,
+        fields(host = %self.host(), port = i64::from(self.port()), name = %file.name, size = file.size as i64,
                sha256 = Empty)
     )]
     pub async fn download(

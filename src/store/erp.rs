@@ -91,7 +91,12 @@ impl Store {
     ///
     /// `before_commit` is awaited after the last write, inside the transaction: a
     /// test hook to hold an import mid-replace (production passes a ready future).
-    #[tracing::instrument(skip_all, fields(run_id = fence.run_id, epoch = fence.epoch, certifications, endorsements), err)]
+    #[tracing::instrument(
+        name = "replace",
+        skip_all,
+        fields(run_id = fence.run_id, epoch = fence.epoch, certifications, endorsements),
+        err
+    )]
     pub async fn replace_certifications(
         &self,
         fence: &Fence,
@@ -368,8 +373,8 @@ async fn replace_postgres(
 
     tracing::Span::current()
         .record("run_id", run_id)
-        .record("certifications", certification_rows.len())
-        .record("endorsements", endorsement_rows.len());
+        .record("certifications", certification_rows.len() as i64)
+        .record("endorsements", endorsement_rows.len() as i64);
     Ok(deleted_counts(certifications_deleted, endorsements_deleted))
 }
 
@@ -459,8 +464,8 @@ async fn replace_sqlite(
     }
     tracing::Span::current()
         .record("run_id", run_id)
-        .record("certifications", certification_rows.len())
-        .record("endorsements", endorsement_rows.len());
+        .record("certifications", certification_rows.len() as i64)
+        .record("endorsements", endorsement_rows.len() as i64);
     Ok(deleted_counts(certifications_deleted, endorsements_deleted))
 }
 

@@ -150,13 +150,31 @@ impl OpenBao {
         self.put_secret_json(path, Value::Object(data));
     }
 
-    /// Writes a KV v2 secret with arbitrary JSON values.
+    /// Writes a KV v2 secret with arbitrary JSON values. Right after the dev server
+    /// starts, `secret/` may still be upgrading to KV v2 and refuse writes for a moment:
+    /// the write is retried until it is not (10 s at most).
     pub fn put_secret_json(&self, path: &str, data: Value) {
-        self.api(
-            "POST",
-            &format!("secret/data/{path}"),
-            Some(json!({ "data": data })),
-        );
+        let body = json!({ "data": data });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, response) = self.request(
+                "POST",
+                &format!("secret/data/{path}"),
+                Some(&self.root_token),
+                Some(&body),
+            );
+            if (200..300).contains(&status) {
+                return;
+            }
+            let upgrading = response
+                .to_string()
+                .contains("Upgrading from non-versioned");
+            assert!(
+                upgrading && Instant::now() < deadline,
+                "POST /v1/secret/data/{path}: HTTP {status}: {response}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Writes an ACL policy.

@@ -215,6 +215,13 @@ impl Served {
     /// Returns once it accepts gRPC connections.
     #[track_caller]
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[], &[])
+    }
+
+    /// As [`Served::start`], with `args` after the binary's name (e.g. `serve` and its
+    /// flags) and `env` on top of the clean environment.
+    #[track_caller]
+    pub fn start_with(name: &str, args: &[String], env: &[(String, String)]) -> Self {
         let log = super::artifacts_dir().join(format!("{name}-server.log"));
         // The free port can be taken between finding and binding it: try another, in a
         // fresh directory again (the server writes its database before it binds).
@@ -226,6 +233,8 @@ impl Served {
             let mut child = clean_command(BINARY)
                 .current_dir(dir.path())
                 .env("ALIS_LISTEN", addr.to_string())
+                .args(args)
+                .envs(env.iter().map(|(name, value)| (name, value)))
                 .stdin(Stdio::null())
                 .stdout(output.try_clone().expect("clone the log file handle"))
                 .stderr(output)
@@ -255,6 +264,11 @@ impl Served {
     /// `http://127.0.0.1:PORT`: what the CLI's `--server` / `ALIS_SERVER` takes.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Everything the server has printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The server's working directory (its `data/` is in here).
