@@ -361,7 +361,7 @@ fn check_parsed(
 
 /// Cases per generator when `ALIS_FUZZ_CASES` is unset: together about half a minute
 /// of a debug build on the 2-core CI machine.
-const DEFAULT_CASES: u32 = 1_500;
+const DEFAULT_CASES: u32 = 2_000;
 
 fn cases() -> u32 {
     std::env::var("ALIS_FUZZ_CASES")
