@@ -485,6 +485,11 @@ const TAKEN_OVER: &str = "fenced: another process declared this run lost (its he
 /// What the run's `error` column says: for an operator, without internal detail.
 fn operator_message(error: &RunError) -> String {
     match error {
+        RunError::Import(crate::import::ImportError::Store(error)) if error.is_disk_full() => {
+            "the database's disk is full: the import ran out of space and nothing was \
+             changed; free space on the database's disk, then run the import again"
+                .into()
+        }
         RunError::Import(crate::import::ImportError::Store(_)) => {
             "the database failed during the import; nothing was changed".into()
         }

@@ -151,11 +151,13 @@ pub fn parse<R: Read + Seek, K: Into<Keep>>(
         if !is_blank(&record, encoding) {
             break Header::from_record(&record, encoding)?;
         }
+        forget_lines_before(&mut reader, &record);
     };
 
     let mut collector = Collector::new(settings, keep);
     while next_record(&mut reader, &mut record)? {
         if is_blank(&record, encoding) {
+            forget_lines_before(&mut reader, &record);
             continue;
         }
         let line = record_line(&mut reader, &record);
@@ -414,9 +416,34 @@ impl<R> LineTracker<R> {
     }
 }
 
+impl<R: Read> LineTracker<R> {
+    /// The first read returns at least four bytes unless the input ends first. The
+    /// `csv` reader strips a UTF-8 BOM at the start of its input (here: a second BOM,
+    /// the file's own being skipped already) only when its first read holds all of
+    /// it, and takes a first read of nothing but the BOM for the end of the input: a
+    /// reader returning a few bytes at a time made such a file look empty.
+    fn read_start(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let want = buffer.len().min(UTF8_BOM.len() + 1);
+        let mut filled = 0;
+        while let Some(rest) = buffer.get_mut(filled..).filter(|_| filled < want) {
+            match self.inner.read(rest) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(filled)
+    }
+}
+
 impl<R: Read> Read for LineTracker<R> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buffer)?;
+        let read = if self.offset == 0 {
+            self.read_start(buffer)?
+        } else {
+            self.inner.read(buffer)?
+        };
         let Some(bytes) = buffer.get(..read) else {
             return Err(io::Error::other(
                 "the input returned more bytes than asked for",
@@ -467,6 +494,13 @@ fn record_line<R: Read>(reader: &mut csv::Reader<LineTracker<R>>, record: &ByteR
     let from = position.map_or(0, csv::Position::byte);
     let fallback = position.map_or(0, csv::Position::line);
     reader.get_mut().line_from(from).unwrap_or(fallback)
+}
+
+/// Drops the line starts before `record`, a blank one that is never reported: else a
+/// run of blank lines would be remembered line by line until the next data row (16
+/// bytes for every two-byte `" \n"`).
+fn forget_lines_before<R: Read>(reader: &mut csv::Reader<LineTracker<R>>, record: &ByteRecord) {
+    let _ = record_line(reader, record);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ mod tasks;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -76,6 +77,19 @@ pub enum StoreError {
     InvalidPageToken,
 }
 
+impl StoreError {
+    /// Whether the database said its disk is full: SQLite's `SQLITE_FULL` (13),
+    /// PostgreSQL's `disk_full` (53100). The two codes cannot be mistaken for each other.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(error)) => {
+                matches!(error.code().as_deref(), Some("13" | "53100"))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A connection pool to one of the two supported backends.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -105,6 +119,11 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30));
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                // When SQLite ends a transaction by itself (SQLITE_FULL, for one), sqlx's
+                // ROLLBACK fails and it keeps counting the transaction as open: every
+                // later `begin` on that connection would fail ("non-zero transaction
+                // depth"), run after run. Such a connection is closed, not handed out.
+                .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
                 .connect_with(options)
                 .await
                 .map_err(StoreError::Connect)?;

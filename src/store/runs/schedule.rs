@@ -58,9 +58,26 @@ const CLAIM_SQLITE: &str = concat!(
 const ANY_DUE: &str =
     "select exists (select 1 from import_runs where status = 'WAITING' and scheduled_for <= $1)";
 
+/// The reaper's reason, up to the last heartbeat's time. A worker can die between its
+/// replace's commit and recording the run's end (while it renders the report): then
+/// the run's records are in place, and saying only "worker lost" would let HR believe
+/// nothing changed. (An import that wrote no record at all cannot be told apart; it
+/// changed nothing but deletions, and reads as plainly lost.)
+macro_rules! lost_worker_reason {
+    () => {
+        "case when exists (select 1 from certifications c where c.import_run_id = import_runs.id) \
+         or exists (select 1 from endorsements n where n.import_run_id = import_runs.id) \
+         then 'worker lost after its import was committed: the new records are in place, \
+         but no report was produced; no heartbeat since ' \
+         else 'worker lost: no heartbeat since ' end"
+    };
+}
+
 const REAP_PG: &str = concat!(
     "update import_runs set status = 'FAILED', ended_at = $1, \
-     error = 'worker lost: no heartbeat since ' || \
+     error = ",
+    lost_worker_reason!(),
+    " || \
          to_char(coalesce(heartbeat_at, started_at, created_at) at time zone 'UTC', \
          'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
      where status = 'IN_PROGRESS' and coalesce(heartbeat_at, started_at, created_at) < $2 \
@@ -69,7 +86,9 @@ const REAP_PG: &str = concat!(
 );
 const REAP_SQLITE: &str = concat!(
     "update import_runs set status = 'FAILED', ended_at = $1, \
-     error = 'worker lost: no heartbeat since ' || \
+     error = ",
+    lost_worker_reason!(),
+    " || \
          coalesce(heartbeat_at, started_at, created_at) \
      where status = 'IN_PROGRESS' and coalesce(heartbeat_at, started_at, created_at) < $2 \
      returning ",
@@ -160,8 +179,9 @@ impl Store {
     }
 
     /// Fails every `IN_PROGRESS` run whose last heartbeat is older than
-    /// `heartbeat_timeout` at `now` (error "worker lost: no heartbeat since …",
-    /// `ended_at` = `now`), and returns them. One statement: replicas reaping at once
+    /// `heartbeat_timeout` at `now` (error "worker lost: no heartbeat since …", or
+    /// "worker lost after its import was committed: …" when the run's records are in
+    /// place; `ended_at` = `now`), and returns them. One statement: replicas reaping at once
     /// each get a disjoint share, and a heartbeat that lands first saves its run.
     ///
     /// In the same transaction, frees the certification lock if its run is no longer in
