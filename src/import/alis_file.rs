@@ -992,7 +992,10 @@ enum CertificationKeyRef<'r> {
 
 /// `text` in upper case, borrowed when it already is (status codes nearly always).
 fn upper_case(text: &str) -> Cow<'_, str> {
-    if text.bytes().any(|b| !b.is_ascii() || b.is_ascii_lowercase()) {
+    if text
+        .bytes()
+        .any(|b| !b.is_ascii() || b.is_ascii_lowercase())
+    {
         Cow::Owned(text.to_uppercase())
     } else {
         Cow::Borrowed(text)
@@ -1926,10 +1929,12 @@ mod tests {
     fn educator_kept_by_name_only_has_no_records_and_rows_still_checked() {
         let other_type = ANN.replace("Level I Professional Educator", "Provisional");
         let text = file(&[ANN, &other_type]);
-        let parsed = parse(Cursor::new(text), &lenient(), |_, _| Keep::NameOnly)
-            .expect("accepted");
+        let parsed = parse(Cursor::new(text), &lenient(), |_, _| Keep::NameOnly).expect("accepted");
         let educator = only_educator(&parsed);
-        assert_eq!((educator.raw_id.as_str(), educator.name.last.as_str()), ("1001", "Smith"));
+        assert_eq!(
+            (educator.raw_id.as_str(), educator.name.last.as_str()),
+            ("1001", "Smith")
+        );
         assert!(educator.certifications.is_empty());
         assert_eq!(parsed.educators_not_kept, 0);
         assert_eq!(

@@ -526,9 +526,15 @@ mod tests {
         let id = |s| EducatorId::parse(s).expect("id");
         let ann = PersonName::new("Smith", "Ann");
         assert_eq!(district.keep(&id("001001"), &ann), Keep::Records);
-        assert_eq!(district.keep(&id("001001"), &PersonName::new("X", "Y")), Keep::Records);
+        assert_eq!(
+            district.keep(&id("001001"), &PersonName::new("X", "Y")),
+            Keep::Records
+        );
         assert_eq!(district.keep(&id("9"), &ann), Keep::NameOnly);
-        assert_eq!(district.keep(&id("9"), &PersonName::new("Smith", "Bo")), Keep::Nothing);
+        assert_eq!(
+            district.keep(&id("9"), &PersonName::new("Smith", "Bo")),
+            Keep::Nothing
+        );
     }
 
     /// Keeping only what [`District::keep`] asks for plans exactly what keeping every
@@ -546,7 +552,14 @@ mod tests {
             .employees
             .iter()
             .filter(|e| e.status == "ACTIVE")
-            .map(|e| employee(e.id, e.state_staff_id.as_deref(), &e.last_name, &e.first_name))
+            .map(|e| {
+                employee(
+                    e.id,
+                    e.state_staff_id.as_deref(),
+                    &e.last_name,
+                    &e.first_name,
+                )
+            })
             .collect();
         let district = District::new(employees);
         let parse = |keep: &dyn Fn(&EducatorId, &PersonName) -> Keep| {
@@ -557,7 +570,10 @@ mod tests {
         let everything = parse(&|_, _| Keep::Records);
         let needed = parse(&|id, name| district.keep(id, name));
         assert!(needed.educators.iter().any(|e| e.certifications.is_empty()));
-        let (a, b) = (plan_import(&district, &everything), plan_import(&district, &needed));
+        let (a, b) = (
+            plan_import(&district, &everything),
+            plan_import(&district, &needed),
+        );
         assert_eq!(a.matched, b.matched);
         assert_eq!(a.skipped, b.skipped);
         assert_eq!(a.unmatched, b.unmatched);
