@@ -87,6 +87,12 @@ impl Workload {
 }
 
 fn main() {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("--phases") {
+        let (url, file) = (raw.next().expect("URL"), raw.next().expect("FILE"));
+        phases::run_child(&url, &file);
+        return;
+    }
     let args = parse_args();
     std::fs::create_dir_all(&args.work).expect("create the work folder");
     let (rows, employees) = if args.quick {

@@ -35,7 +35,7 @@ pub fn run(args: &Args, workload: &Workload, runtime: &tokio::runtime::Runtime) 
         import_file(&url, file, false)
     });
     psql.maintain();
-    runtime.block_on(phases::breakdown(&mut section, &url, full));
+    phases::breakdown(&mut section, &url, full);
 
     eprintln!(
         "PostgreSQL: {} interleaved rounds, import-file vs psql \\copy…",

@@ -78,7 +78,7 @@ pub fn run(args: &Args, workload: &Workload, runtime: &tokio::runtime::Runtime) 
         import_file(&url, file, false)
     });
     shell.maintain();
-    runtime.block_on(phases::breakdown(&mut section, &url, full));
+    phases::breakdown(&mut section, &url, full);
 
     eprintln!(
         "SQLite: {} interleaved rounds, import-file vs sqlite3 .import…",

@@ -1,7 +1,12 @@
 //! Benchmark 4: many clients calling one RPC in a loop for a fixed time; throughput
 //! and latency percentiles.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use alis_import::api::proto::cert_import_service_client::CertImportServiceClient;
+use alis_import::api::proto::{AcquireCertLockRequest, ReleaseCertLockRequest};
+use tonic_types::StatusExt as _;
 
 use tonic::Code;
 use tonic::transport::Channel;
@@ -15,7 +20,13 @@ use crate::bench_support::stats::percentile;
 pub enum Rpc {
     /// `grpc.health.v1.Health/Check`.
     Health,
+    /// `AcquireCertLock`, then `ReleaseCertLock` of the lease granted: what the edit
+    /// service does around each write. Each call counts and is timed on its own.
+    Lock,
 }
+
+/// The TTL the benchmark's leases ask for (each is released at once anyway).
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// What one load phase measured.
 #[derive(Debug, Default)]
@@ -26,6 +37,8 @@ pub struct Outcome {
     pub ok_us: Vec<u32>,
     /// Latency of each refusal (`FAILED_PRECONDITION`: an import runs), µs.
     pub refused_us: Vec<u32>,
+    /// Refusals by the lock state they report (`PENDING`, `HELD`).
+    pub refused_by_state: BTreeMap<String, u64>,
     /// Other failures.
     pub errors: u64,
 }
@@ -39,6 +52,9 @@ impl Outcome {
     fn merge(&mut self, other: Outcome) {
         self.ok_us.extend(other.ok_us);
         self.refused_us.extend(other.refused_us);
+        for (state, n) in other.refused_by_state {
+            *self.refused_by_state.entry(state).or_default() += n;
+        }
         self.errors += other.errors;
     }
 
@@ -51,6 +67,11 @@ impl Outcome {
     /// p50 and p99 of the successful calls, ms.
     pub fn ok_p50_p99_ms(&self) -> (f64, f64) {
         p50_p99(&self.ok_us)
+    }
+
+    /// p50 and p99 of the refusals, ms.
+    pub fn refused_p50_p99_ms(&self) -> (f64, f64) {
+        p50_p99(&self.refused_us)
     }
 }
 
@@ -107,9 +128,10 @@ async fn client_loop(
     deadline: Instant,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Outcome {
-    let mut health = HealthClient::new(channel);
+    let mut health = HealthClient::new(channel.clone());
+    let mut service = CertImportServiceClient::new(channel);
+    let holder = format!("benchmark client {index}");
     let mut outcome = Outcome::default();
-    let _ = index;
     while Instant::now() < deadline && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         match rpc {
             Rpc::Health => {
@@ -117,16 +139,54 @@ async fn client_loop(
                 let reply = health.check(HealthCheckRequest::default()).await;
                 record(&mut outcome, started, reply.map(drop));
             }
+            Rpc::Lock => lock_pair(&mut service, &holder, &mut outcome).await,
         }
     }
     outcome
+}
+
+/// One acquire and, when granted, its release.
+async fn lock_pair(
+    service: &mut CertImportServiceClient<Channel>,
+    holder: &str,
+    outcome: &mut Outcome,
+) {
+    let started = Instant::now();
+    let reply = service
+        .acquire_cert_lock(AcquireCertLockRequest {
+            holder: holder.to_owned(),
+            ttl: Some(prost_types::Duration {
+                seconds: LEASE_TTL.as_secs() as i64,
+                nanos: 0,
+            }),
+        })
+        .await;
+    let lease_id = match &reply {
+        Ok(granted) => granted.get_ref().lease.as_ref().map(|l| l.id.clone()),
+        Err(_) => None,
+    };
+    record(outcome, started, reply.map(drop));
+    if let Some(lease_id) = lease_id {
+        let started = Instant::now();
+        let reply = service
+            .release_cert_lock(ReleaseCertLockRequest { lease_id })
+            .await;
+        record(outcome, started, reply.map(drop));
+    }
 }
 
 fn record(outcome: &mut Outcome, started: Instant, reply: Result<(), tonic::Status>) {
     let us = u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX);
     match reply {
         Ok(()) => outcome.ok_us.push(us),
-        Err(status) if status.code() == Code::FailedPrecondition => outcome.refused_us.push(us),
+        Err(status) if status.code() == Code::FailedPrecondition => {
+            outcome.refused_us.push(us);
+            let state = status
+                .get_details_error_info()
+                .and_then(|info| info.metadata.get("lock_state").cloned())
+                .unwrap_or_else(|| "unknown".into());
+            *outcome.refused_by_state.entry(state).or_default() += 1;
+        }
         Err(_) => outcome.errors += 1,
     }
 }

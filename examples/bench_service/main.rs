@@ -4,7 +4,7 @@
 //! ```text
 //! cargo build --release --bin alis-import --example bench_service
 //! target/release/examples/bench_service [--quick] [--rounds N] [--load-secs S]
-//!     [--load-rounds N] [--work DIR] [--out FRAGMENT.json]
+//!     [--load-rounds N] [--only normal|load] [--work DIR] [--out FRAGMENT.json]
 //! ```
 //!
 //! The server is the release binary as a child process (`ALIS_BENCH_BINARY`, default
@@ -15,6 +15,7 @@
 #[path = "../bench_support/mod.rs"]
 mod bench_support;
 mod load;
+mod lock_load;
 mod run_now;
 mod server;
 
@@ -26,11 +27,7 @@ use bench_support::machine::Load;
 use bench_support::postgres::PostgresServer;
 use bench_support::psql::Psql;
 use bench_support::results::{Section, write_fragment};
-use load::Rpc;
 use server::Server;
-
-/// Concurrent clients of the load benchmark.
-const CLIENTS: usize = 64;
 
 struct Args {
     quick: bool,
@@ -39,6 +36,8 @@ struct Args {
     load_rounds: usize,
     work: PathBuf,
     out: PathBuf,
+    /// Run only `normal` (1b) or `load` (4).
+    only: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -49,6 +48,7 @@ fn parse_args() -> Args {
         load_rounds: 3,
         work: std::env::temp_dir().join("alis-bench"),
         out: PathBuf::from("bench-service.json"),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -65,6 +65,7 @@ fn parse_args() -> Args {
             "--load-rounds" => args.load_rounds = value().parse().expect("--load-rounds N"),
             "--work" => args.work = PathBuf::from(value()),
             "--out" => args.out = PathBuf::from(value()),
+            "--only" => args.only = Some(value()),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -75,24 +76,52 @@ fn parse_args() -> Args {
 async fn main() {
     let args = parse_args();
     let work = args.work.join("service");
-    let inbox = work.join("inbox");
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&inbox).expect("create the inbox");
+    let postgres = PostgresServer::get();
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|only| only == name);
+    let mut sections = Vec::new();
+    if wanted("normal") {
+        sections.push(normal_district(&args, postgres, &work.join("normal")).await);
+    }
+    if wanted("load") {
+        sections.push(lock_under_load(&args, postgres, &work.join("load")).await);
+    }
+    write_fragment(&args.out, &sections);
+}
 
-    let rows = if args.quick { 20_000 } else { 50_000 };
-    let employees = if args.quick { 800 } else { 2_000 };
+/// A server on a fresh database seeded with `employees` over the educators of a
+/// statewide file of about `rows` rows, which is in its inbox.
+async fn serve(
+    postgres: &PostgresServer,
+    work: &std::path::Path,
+    rows: u64,
+    employees: usize,
+) -> (Server, Psql, data::StatewideFile) {
+    let inbox = work.join("inbox");
+    std::fs::create_dir_all(&inbox).expect("create the inbox");
     let educators = data::educators_for_rows(rows);
     let file = data::statewide_file(&inbox, educators, true);
-    let district = data::district(educators, employees);
+    let url = postgres.create_database().await;
+    data::seed_database(&url, &data::district(educators, employees)).await;
+    let psql = Psql::new(postgres.port(), &url);
+    let server = Server::start(&url, &inbox, work).await;
+    (server, psql, file)
+}
 
-    let server_pg = PostgresServer::get();
-    let url = server_pg.create_database().await;
-    data::seed_database(&url, &district).await;
-    let psql = Psql::new(server_pg.port(), &url);
-    let server = Server::start(&url, &inbox, &work).await;
-
+/// Benchmark 1b: the normal district through RunNow.
+async fn normal_district(
+    args: &Args,
+    postgres: &PostgresServer,
+    work: &std::path::Path,
+) -> Section {
     let start_load = Load::now();
-    let mut normal = Section::new(
+    let (rows, employees) = if args.quick {
+        (20_000, 800)
+    } else {
+        (50_000, 2_000)
+    };
+    let (server, psql, file) = serve(postgres, work, rows, employees).await;
+    let mut section = Section::new(
         "runnow_normal",
         "1b. Normal district end to end through RunNow (PostgreSQL)",
     );
@@ -101,70 +130,46 @@ async fn main() {
         file.rows, args.rounds
     );
     run_now::compare(
-        &mut normal,
+        &mut section,
         &server,
         &psql,
-        &work,
+        work,
         (file.rows, employees),
         args.rounds,
     )
     .await;
-    normal.load = Some((start_load, Load::now()));
-
-    let lock = load_section(&args, &server).await;
-    write_fragment(&args.out, &[normal, lock]);
+    section.load = Some((start_load, Load::now()));
+    section
 }
 
-/// Benchmark 4: the lock RPCs against the health check, same clients, same server.
-async fn load_section(args: &Args, server: &Server) -> Section {
+/// Benchmark 4, on a server with the large district, so that an import holds the lock
+/// for seconds.
+async fn lock_under_load(
+    args: &Args,
+    postgres: &PostgresServer,
+    work: &std::path::Path,
+) -> Section {
     let start_load = Load::now();
+    let (rows, employees) = if args.quick {
+        (100_000, 10_500)
+    } else {
+        (1_000_000, 105_000)
+    };
+    let (server, _psql, file) = serve(postgres, work, rows, employees).await;
     let mut section = Section::new("lock_rpc_load", "4. Lock RPCs under load");
-    let mut channels = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
-        channels.push(server.channel().await);
-    }
-    let duration = Duration::from_secs(args.load_secs);
-    eprintln!(
-        "load: {CLIENTS} clients, {} s per phase, {} rounds…",
-        args.load_secs, args.load_rounds
+    let records = format!(
+        "the records of {} employees from a {}-row file",
+        bench_support::results::thousands(employees as u64),
+        bench_support::results::thousands(file.rows)
     );
-    let mut health = Vec::new();
-    for round in 0..args.load_rounds {
-        let outcome = load::drive(&channels, Rpc::Health, duration, std::future::pending()).await;
-        let (p50, p99) = outcome.ok_p50_p99_ms();
-        eprintln!(
-            "  round {}: Health/Check {:.0} calls/s, p50 {p50:.2} ms, p99 {p99:.2} ms, {} errors",
-            round + 1,
-            outcome.throughput(),
-            outcome.errors
-        );
-        assert_eq!(outcome.errors, 0, "health checks failed");
-        health.push(outcome);
-    }
-    let throughput: Vec<f64> = health.iter().map(load::Outcome::throughput).collect();
-    let p50: Vec<f64> = health.iter().map(|o| o.ok_p50_p99_ms().0).collect();
-    let p99: Vec<f64> = health.iter().map(|o| o.ok_p50_p99_ms().1).collect();
-    let median = |v: &[f64]| bench_support::stats::Series::of(v.to_vec()).median;
-    section.fact(
-        "Health/Check: calls/s (median of rounds)",
-        median(&throughput),
-        "calls/s",
-    );
-    section.fact(
-        "Health/Check: p50 latency (median of rounds)",
-        median(&p50),
-        "ms",
-    );
-    section.fact(
-        "Health/Check: p99 latency (median of rounds)",
-        median(&p99),
-        "ms",
-    );
-    section.note(
-        "PENDING: AcquireCertLock/ReleaseCertLock are on branch `lock`, not yet on main; \
-         the lock side of this benchmark (throughput ratio ≥ 0.5×, p99 ≤ 10 ms, and the \
-         refusals while an import runs) is added when it lands.",
-    );
+    lock_load::run(
+        &mut section,
+        &server,
+        Duration::from_secs(args.load_secs),
+        args.load_rounds,
+        &records,
+    )
+    .await;
     section.load = Some((start_load, Load::now()));
     section
 }

@@ -73,29 +73,32 @@ pub struct StatewideFile {
     pub educators: usize,
 }
 
-/// Writes (or reuses, when already there) the file of `educators` under `dir`, with
-/// the name a source recognises when `alis_name` is set.
+/// The file of `educators` under `dir`. With `alis_name` it gets the name a source
+/// recognises (an inbox holds nothing else); otherwise it is named after its spec and
+/// reused by later runs, with its row count beside it.
 pub fn statewide_file(dir: &Path, educators: usize, alis_name: bool) -> StatewideFile {
     let spec = spec(educators, 1);
-    let name = if alis_name {
-        sample::file_name(&spec)
-    } else {
-        format!("statewide-s{SEED}-e{educators}.csv")
+    let write = |path: &Path| {
+        let file = std::fs::File::create(path).expect("create the statewide file");
+        sample::write_statewide_file(&spec, BufWriter::new(file)).expect("write the statewide file")
     };
-    let path = dir.join(name);
-    let rows_path = path.with_extension("rows");
-    let rows = match std::fs::read_to_string(&rows_path)
-        .ok()
-        .and_then(|r| r.trim().parse().ok())
-    {
-        Some(rows) if path.is_file() => rows,
-        _ => {
-            let file = std::fs::File::create(&path).expect("create the statewide file");
-            let rows = sample::write_statewide_file(&spec, BufWriter::new(file))
-                .expect("write the statewide file");
+    let (path, rows) = if alis_name {
+        let path = dir.join(sample::file_name(&spec));
+        let rows = write(&path);
+        (path, rows)
+    } else {
+        let path = dir.join(format!("statewide-s{SEED}-e{educators}.csv"));
+        let rows_path = path.with_extension("rows");
+        let cached = std::fs::read_to_string(&rows_path)
+            .ok()
+            .and_then(|r| r.trim().parse().ok())
+            .filter(|_| path.is_file());
+        let rows = cached.unwrap_or_else(|| {
+            let rows = write(&path);
             std::fs::write(&rows_path, rows.to_string()).expect("write the row count");
             rows
-        }
+        });
+        (path, rows)
     };
     let bytes = std::fs::metadata(&path).expect("statewide file").len();
     StatewideFile {

@@ -185,13 +185,13 @@ where
     })
     .await
     .map_err(ImportError::ParserTask)?;
-    let parsed = match parsed {
+    let mut parsed = match parsed {
         Ok(parsed) => parsed,
         Err(rejection) => return Ok(rejected_file(&context, &rejection)),
     };
 
     progress.enter(Phase::Planning).await;
-    let plan = plan::plan_import(&district, &parsed);
+    let plan = plan::plan_import(&district, &mut parsed);
 
     progress.enter(Phase::Guard).await;
     let before = store.holdings().await?;
