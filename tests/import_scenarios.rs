@@ -21,6 +21,7 @@ on_both_backends!(
     failure_in_the_middle_of_the_replace_rolls_everything_back,
     importing_the_same_file_twice_gives_the_same_records,
     summary_lists_missing_expired_and_expiring_records,
+    text_is_stored_exactly_as_read,
 );
 
 /// Ann Smith (1001) teaches, Bo Jones (1002) teaches, Cy Lee (1003) was terminated,
@@ -383,4 +384,23 @@ async fn summary_lists_missing_expired_and_expiring_records(backend: Backend) {
     assert_eq!(summary.missing_dates.certification_expiration, 0);
     assert_eq!(summary.missing_dates.endorsement_issue, 1);
     assert_eq!(summary.missing_dates.endorsement_expiration, 2);
+}
+
+/// Backslashes, tabs and `\N` reach the tables as written: PostgreSQL takes the rows
+/// through COPY's text format, where each of them means something.
+async fn text_is_stored_exactly_as_read(backend: Backend) {
+    let db = district(backend).await;
+    let line = "1001,Smith,Ann,L\\1,Level II\tProfessional,ACT,07/01/2020,06/30/2027,\
+                2-05,\"Art \\ Design\tTheory\",7-12,07/01/2020,06/30/2027,\\N";
+    let summary = db.import(&file(&[line]), ImportOptions::default()).await;
+
+    assert_eq!(summary.rejected, None);
+    assert_eq!(
+        db.certifications_of("E00001").await,
+        vec!["L\\1|Level II\tProfessional|ACT|2020-07-01|2027-06-30|ALIS"]
+    );
+    assert_eq!(
+        db.endorsements_of("E00001").await,
+        vec!["L\\1|2-05|7-12|Art \\ Design\tTheory|2020-07-01|2027-06-30|\\N|-"]
+    );
 }

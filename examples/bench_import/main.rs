@@ -31,6 +31,11 @@ use bench_support::process::{self, Finished};
 use bench_support::results::{thousands, write_fragment};
 use bench_support::service_binary;
 
+/// The allocator of the `alis-import` binary, so that the in-process phase breakdown
+/// measures what the CLI does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The command line.
 pub struct Args {
     /// Small sizes for a smoke run.

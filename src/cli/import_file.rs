@@ -146,7 +146,17 @@ impl ImportFileArgs {
             ended_at: Some(jiff::Timestamp::now()),
             time_zone: zone,
         };
-        let pdf = render_pdf(&header, &summary).context("rendering the PDF report")?;
+        // On the blocking pool, as the report module asks of async callers (and on
+        // an idle blocking thread, most often the one that parsed, whose freed memory
+        // the layout then reuses).
+        let span = tracing::Span::current();
+        let (pdf, summary) = tokio::task::spawn_blocking(move || {
+            let pdf = span.in_scope(|| render_pdf(&header, &summary));
+            (pdf, summary)
+        })
+        .await
+        .context("rendering the PDF report")?;
+        let pdf = pdf.context("rendering the PDF report")?;
         let finished = store.finish_run(run_id, &outcome, Some(&summary)).await?;
         if finished {
             store.save_report_pdf(run_id, &pdf).await?;

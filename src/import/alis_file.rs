@@ -49,7 +49,10 @@ pub enum Keep {
     /// The educator's ID and name, without their records: the caller only needs to
     /// know the educator is in the file (a name-only match is never imported, only
     /// reported), and a statewide file's common names would otherwise keep the
-    /// records of thousands of educators employed elsewhere.
+    /// records of thousands of educators employed elsewhere. Only the first educator
+    /// of each name is kept so (a name-only match is reported with the first educator
+    /// of that name in the file): later ones are checked, and counted as kept, but not
+    /// held.
     NameOnly,
     /// Nothing: the educator is only counted.
     Nothing,
@@ -97,13 +100,15 @@ pub enum FileRejection {
 /// memory grows with the district rather than with the statewide file. Educators not
 /// kept still count towards `data_rows`, the invalid rows and `educators_not_kept`,
 /// and their rows are checked as strictly. An educator kept by name only is in
-/// `educators` with no certifications, and their rows are checked like those of
-/// educators not kept.
+/// `educators` with no certifications when no educator before them has their name
+/// (see [`Keep::NameOnly`]), and their rows are checked like those of educators not
+/// kept.
 ///
 /// Memory: besides the kept educators' records, the parser holds every distinct
 /// Educator ID and, for each certification of an educator not kept, a fingerprint
-/// (a 64-bit hash of its key and one per licence column, plus its first line: about
-/// 80 bytes) so that a later row disagreeing with it is still found. That is a few
+/// (a 64-bit hash of its licence columns, 16 bits of each column's own hash and its
+/// first line, under a 64-bit hash of its key: 40 bytes) so that a later row
+/// disagreeing with it is still found. That is a few
 /// megabytes for the statewide file, against the tens of megabytes the full records
 /// would take. The price is that two different certifications whose keys hash alike
 /// (odds about n²/2⁶⁵, some 10⁻¹⁰ for 100 000 certifications) would be compared with
@@ -821,15 +826,6 @@ impl LicenceColumns<'_> {
         }
     }
 
-    fn key(&self) -> CertificationKey {
-        match &self.number {
-            Some(number) => CertificationKey::Number(number.to_string()),
-            None => {
-                CertificationKey::TypeAndIssueDate(self.license_type.to_string(), self.issue_date)
-            }
-        }
-    }
-
     fn to_certification(&self) -> Certification {
         Certification {
             license_number: self.number.as_deref().map(str::to_owned),
@@ -976,18 +972,25 @@ fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
     hasher.finish()
 }
 
-/// A certification within its educator (rules §1.5).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum CertificationKey {
-    Number(String),
-    TypeAndIssueDate(String, Option<Date>),
-}
-
-/// [`CertificationKey`] borrowed from a row.
+/// A certification's key within its educator (rules §1.5), borrowed from a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum CertificationKeyRef<'r> {
     Number(&'r str),
     TypeAndIssueDate(&'r str, Option<Date>),
+}
+
+impl CertificationKeyRef<'_> {
+    /// Whether `certification` (built from a row) has this key.
+    fn is_key_of(&self, certification: &Certification) -> bool {
+        match (self, certification.license_number.as_deref()) {
+            (Self::Number(number), Some(held)) => *number == held,
+            (Self::TypeAndIssueDate(license_type, issue_date), None) => {
+                *license_type == certification.license_type
+                    && *issue_date == certification.issue_date
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `text` in upper case, borrowed when it already is (status codes nearly always).
@@ -1002,27 +1005,48 @@ fn upper_case(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// What a certification's first row said, enough to check its later rows.
+/// What a certification's first row said, enough to check its later rows: 32 bytes.
+///
+/// Whether a later row agrees is decided by `whole`, a 64-bit hash of the seven
+/// licence columns as the import uses them. `columns` keeps 16 bits of each column's
+/// own hash, only to name the column that differs in the reason a row is invalid.
 #[derive(Debug, Clone, Copy)]
 struct Fingerprint {
-    columns: [u64; 7],
+    whole: u64,
+    columns: [u16; 7],
     first_line: u64,
 }
 
 impl Fingerprint {
+    fn new(columns: [u64; 7], first_line: u64) -> Self {
+        Self {
+            whole: hash_of(&columns),
+            // The low 16 bits of each column's hash: truncation is the point.
+            columns: columns.map(|column| column as u16),
+            first_line,
+        }
+    }
+
     /// The reason a later row is invalid, naming the first column that differs.
     fn check(&self, later: &Fingerprint) -> Result<(), String> {
+        if self.whole == later.whole {
+            return Ok(());
+        }
         let differing = LICENCE_COLUMNS
             .iter()
             .zip(self.columns.iter().zip(&later.columns))
             .find(|(_, (first, row))| first != row);
-        match differing {
-            Some((column, _)) => Err(format!(
+        Err(match differing {
+            Some((column, _)) => format!(
                 "{column} disagrees with line {} for the same licence",
                 self.first_line
-            )),
-            None => Ok(()),
-        }
+            ),
+            // The differing column's 16 bits happen to agree (odds 1 in 65 536).
+            None => format!(
+                "the licence columns disagree with line {} for the same licence",
+                self.first_line
+            ),
+        })
     }
 }
 
@@ -1035,79 +1059,118 @@ enum Decision {
     NotKept,
 }
 
-struct KeptCertification {
-    /// Index in the educator's `certifications`.
-    index: usize,
-    fingerprint: Fingerprint,
-    /// (code, level) → index in the certification's `endorsements`.
-    endorsements: HashMap<(String, Option<String>), usize>,
-}
-
+/// An educator whose records are kept, as their rows arrive.
 struct KeptEducator {
     educator: Educator,
-    certifications: HashMap<CertificationKey, KeptCertification>,
+    /// The fingerprint of each of `educator.certifications`, in the same order.
+    fingerprints: Vec<Fingerprint>,
 }
 
-impl KeptEducator {
-    fn add(&mut self, row: &Row<'_>, fingerprint: Fingerprint) -> Result<(), String> {
-        let kept = match self.certifications.entry(row.licence.key()) {
+/// Where the kept educators' certifications and endorsements are, by a 64-bit hash of
+/// their keys (the educator's place among the kept, then the certification's key, then
+/// the endorsement's code and level). One map for all educators: a map per educator
+/// cost more than the records it indexed. A hit is checked against the record it
+/// points to; should two keys hash alike, the records are scanned instead.
+#[derive(Default)]
+struct KeptIndex {
+    certifications: HashMap<u64, u32>,
+    endorsements: HashMap<u64, u32>,
+}
+
+impl KeptIndex {
+    /// The position of the item `is_it` recognises among `items`, or `None` if it is
+    /// new (and then `items.len()` is recorded as its position).
+    fn find<T>(
+        index: &mut HashMap<u64, u32>,
+        hash: u64,
+        items: &[T],
+        is_it: impl Fn(&T) -> bool,
+    ) -> Option<usize> {
+        match index.entry(hash) {
             Entry::Occupied(entry) => {
-                let kept = entry.into_mut();
-                kept.fingerprint.check(&fingerprint)?;
-                kept
-            }
-            Entry::Vacant(entry) => {
-                let index = self.educator.certifications.len();
-                self.educator
-                    .certifications
-                    .push(row.licence.to_certification());
-                entry.insert(KeptCertification {
-                    index,
-                    fingerprint,
-                    endorsements: HashMap::new(),
-                })
-            }
-        };
-        let (Some(endorsement), Some(certification)) = (
-            &row.endorsement,
-            self.educator.certifications.get_mut(kept.index),
-        ) else {
-            return Ok(());
-        };
-        let key = (
-            endorsement.code.to_string(),
-            endorsement.level.as_deref().map(str::to_owned),
-        );
-        match kept.endorsements.entry(key) {
-            // A repeated endorsement only adds limits: its description and dates
-            // are those of its first row.
-            Entry::Occupied(entry) => {
-                if let Some(existing) = certification.endorsements.get_mut(*entry.get()) {
-                    add_limits(&mut existing.limits, &endorsement.limits);
+                let at = *entry.get() as usize;
+                if items.get(at).is_some_and(&is_it) {
+                    Some(at)
+                } else {
+                    items.iter().position(is_it)
                 }
             }
             Entry::Vacant(entry) => {
-                entry.insert(certification.endorsements.len());
-                let mut limits = Vec::new();
-                add_limits(&mut limits, &endorsement.limits);
-                certification.endorsements.push(Endorsement {
-                    code: endorsement.code.to_string(),
-                    description: endorsement.description.as_deref().map(str::to_owned),
-                    grade_level: endorsement.level.as_deref().map(str::to_owned),
-                    issue_date: endorsement.issue_date,
-                    expiration_date: endorsement.expiration_date,
-                    limits,
-                });
+                entry.insert(u32::try_from(items.len()).unwrap_or(u32::MAX));
+                None
             }
         }
-        Ok(())
     }
 }
 
 impl KeptEducator {
-    /// The educator's records, without the spare capacity their vectors grew (a
-    /// growing vector holds room for four: for a typical educator's one or two
-    /// licences and endorsements that was over half of the records' memory).
+    fn add(
+        &mut self,
+        slot: usize,
+        index: &mut KeptIndex,
+        row: &Row<'_>,
+        fingerprint: Fingerprint,
+    ) -> Result<(), String> {
+        let key = row.licence.key_ref();
+        let certifications = &mut self.educator.certifications;
+        let at = match KeptIndex::find(
+            &mut index.certifications,
+            hash_of(&(slot, key)),
+            certifications,
+            |c| key.is_key_of(c),
+        ) {
+            Some(at) => {
+                if let Some(first) = self.fingerprints.get(at) {
+                    first.check(&fingerprint)?;
+                }
+                at
+            }
+            None => {
+                push_lean(certifications, row.licence.to_certification());
+                push_lean(&mut self.fingerprints, fingerprint);
+                certifications.len() - 1
+            }
+        };
+        let (Some(endorsement), Some(certification)) =
+            (&row.endorsement, certifications.get_mut(at))
+        else {
+            return Ok(());
+        };
+        let (code, level) = (&*endorsement.code, endorsement.level.as_deref());
+        let endorsements = &mut certification.endorsements;
+        match KeptIndex::find(
+            &mut index.endorsements,
+            hash_of(&(slot, at, code, level)),
+            endorsements,
+            |e| e.code == code && e.grade_level.as_deref() == level,
+        ) {
+            // A repeated endorsement only adds limits: its description and dates
+            // are those of its first row.
+            Some(at) => {
+                if let Some(existing) = endorsements.get_mut(at) {
+                    add_limits(&mut existing.limits, &endorsement.limits);
+                }
+            }
+            None => {
+                let mut limits = Vec::new();
+                add_limits(&mut limits, &endorsement.limits);
+                push_lean(
+                    endorsements,
+                    Endorsement {
+                        code: code.to_owned(),
+                        description: endorsement.description.as_deref().map(str::to_owned),
+                        grade_level: level.map(str::to_owned),
+                        issue_date: endorsement.issue_date,
+                        expiration_date: endorsement.expiration_date,
+                        limits,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The educator's records, without spare capacity.
     fn finish(self) -> Educator {
         let mut educator = self.educator;
         for certification in &mut educator.certifications {
@@ -1116,6 +1179,16 @@ impl KeptEducator {
         educator.certifications.shrink_to_fit();
         educator
     }
+}
+
+/// Pushes `item` without the spare room a growing vector takes (room for four at
+/// least): a typical educator has one or two licences and endorsements, and that
+/// room was over half of the records' memory.
+fn push_lean<T>(items: &mut Vec<T>, item: T) {
+    if items.len() == items.capacity() && items.len() < 4 {
+        items.reserve_exact(1);
+    }
+    items.push(item);
 }
 
 /// Adds the `;`-separated limits not already listed, trimmed, in order.
@@ -1131,6 +1204,25 @@ fn add_limits(limits: &mut Vec<String>, field: &str) {
     }
 }
 
+/// An Educator ID as the decisions are filed under it: an all-digit ID (nearly all
+/// of them) as its number, without an allocation each. Normalised all-digit IDs have
+/// no leading zeros, so the number stands for exactly one of them.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum IdKey {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl IdKey {
+    fn of(id: &EducatorId) -> Self {
+        let text = id.as_str();
+        match text.parse() {
+            Ok(number) if text.bytes().all(|b| b.is_ascii_digit()) => Self::Number(number),
+            _ => Self::Text(text.into()),
+        }
+    }
+}
+
 /// Accumulates the data rows of pass 2.
 struct Collector<K> {
     keep: K,
@@ -1139,8 +1231,12 @@ struct Collector<K> {
     data_rows: u64,
     invalid_count: u64,
     invalid_rows: Vec<InvalidRow>,
-    decisions: HashMap<EducatorId, Decision>,
+    decisions: HashMap<IdKey, Decision>,
     kept: Vec<KeptEducator>,
+    kept_index: KeptIndex,
+    /// The first kept educator of each name, by a 64-bit hash of the name's key (a
+    /// hit is checked against the educator's name).
+    names_kept: HashMap<u64, usize>,
     educators_not_kept: u64,
     /// Hash of (Educator ID, certification key) → fingerprint, for educators not kept.
     not_kept_certifications: HashMap<u64, Fingerprint>,
@@ -1160,6 +1256,8 @@ where
             invalid_rows: Vec::new(),
             decisions: HashMap::new(),
             kept: Vec::new(),
+            kept_index: KeptIndex::default(),
+            names_kept: HashMap::new(),
             educators_not_kept: 0,
             not_kept_certifications: HashMap::new(),
         }
@@ -1180,13 +1278,10 @@ where
     }
 
     fn add_row(&mut self, line: u64, row: &Row<'_>) -> Result<(), String> {
-        let fingerprint = Fingerprint {
-            columns: row.licence.fingerprint(),
-            first_line: line,
-        };
+        let fingerprint = Fingerprint::new(row.licence.fingerprint(), line);
         match self.decide(row) {
-            Decision::Kept(index) => match self.kept.get_mut(index) {
-                Some(educator) => educator.add(row, fingerprint),
+            Decision::Kept(slot) => match self.kept.get_mut(slot) {
+                Some(educator) => educator.add(slot, &mut self.kept_index, row, fingerprint),
                 None => Ok(()),
             },
             Decision::NameOnly | Decision::NotKept => {
@@ -1204,12 +1299,21 @@ where
 
     /// Asks `keep` about an educator the first time one of their rows is valid.
     fn decide(&mut self, row: &Row<'_>) -> Decision {
-        if let Some(decision) = self.decisions.get(&row.educator_id) {
+        let id_key = IdKey::of(&row.educator_id);
+        if let Some(decision) = self.decisions.get(&id_key) {
             return *decision;
         }
         let name = PersonName::new(&row.licence.last_name, &row.licence.first_name);
         let keep = (self.keep)(&row.educator_id, &name).into();
-        if keep != Keep::Nothing {
+        let name_key = name.key();
+        let name_hash = hash_of(&name_key);
+        let store = match keep {
+            Keep::Records => true,
+            Keep::NameOnly => !self.has_name(name_hash, &name_key),
+            Keep::Nothing => false,
+        };
+        if store {
+            self.names_kept.entry(name_hash).or_insert(self.kept.len());
             self.kept.push(KeptEducator {
                 educator: Educator {
                     id: row.educator_id.clone(),
@@ -1217,7 +1321,7 @@ where
                     name,
                     certifications: Vec::new(),
                 },
-                certifications: HashMap::new(),
+                fingerprints: Vec::new(),
             });
         }
         let decision = match keep {
@@ -1228,8 +1332,16 @@ where
                 Decision::NotKept
             }
         };
-        self.decisions.insert(row.educator_id.clone(), decision);
+        self.decisions.insert(id_key, decision);
         decision
+    }
+
+    /// Whether an educator with this name is kept already.
+    fn has_name(&self, hash: u64, key: &(NameKey, NameKey)) -> bool {
+        self.names_kept
+            .get(&hash)
+            .and_then(|&at| self.kept.get(at))
+            .is_some_and(|kept| kept.educator.name.key() == *key)
     }
 
     fn invalid(&mut self, line: u64, reason: String) {
@@ -1409,6 +1521,48 @@ mod tests {
         let parsed = parse_text(&text).expect("accepted");
         assert_eq!(only_educator(&parsed).raw_id, "1001");
         assert!(!parsed.decoded_as_windows_1252);
+    }
+
+    #[test]
+    fn id_keys_stand_for_one_id_each() {
+        let key = |raw: &str| IdKey::of(&EducatorId::parse(raw).expect("an ID"));
+        assert_eq!(key("00123"), IdKey::Number(123));
+        assert_eq!(key("123"), key("0123"));
+        assert_ne!(key("+123"), key("123"));
+        assert_eq!(key("+123"), IdKey::Text("+123".into()));
+        assert_eq!(
+            key("123456789012345678901234567890"),
+            IdKey::Text("123456789012345678901234567890".into())
+        );
+        assert_ne!(key("A123"), key("a123"));
+    }
+
+    #[test]
+    fn a_later_row_names_the_licence_column_that_differs() {
+        let first = Fingerprint::new([1, 2, 3, 4, 5, 6, 7], 2);
+        assert!(
+            first
+                .check(&Fingerprint::new([1, 2, 3, 4, 5, 6, 7], 9))
+                .is_ok()
+        );
+        let reason = first
+            .check(&Fingerprint::new([1, 2, 3, 99, 5, 6, 7], 9))
+            .expect_err("a differing date");
+        assert_eq!(
+            reason,
+            format!(
+                "{} disagrees with line 2 for the same licence",
+                Column::LicenseIssueDate
+            )
+        );
+        // Differing only above the 16 bits kept per column: still refused.
+        let reason = first
+            .check(&Fingerprint::new([1, 2, 3, 4 + (1 << 20), 5, 6, 7], 9))
+            .expect_err("a differing column");
+        assert_eq!(
+            reason,
+            "the licence columns disagree with line 2 for the same licence"
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 
 use std::collections::HashSet;
 
+use jiff::civil::Date;
+use sqlx::postgres::{PgConnection, PgCopyIn};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Sqlite, Transaction};
 
 use super::{Store, StoreError, lock};
 use crate::import::plan::Plan;
-use crate::import::records::ActiveEmployee;
+use crate::import::records::{ActiveEmployee, Certification, Endorsement};
 use crate::import::summary::RecordCounts;
 use crate::lock::Fence;
 
@@ -22,9 +24,8 @@ pub struct Holdings {
     pub endorsements: u64,
 }
 
-/// Rows per bulk statement: bounds statement size and, on SQLite, stays well under
-/// its limit of 32,766 bound parameters.
-const POSTGRES_BATCH: usize = 20_000;
+/// Rows per bulk statement on SQLite: well under its limit of 32,766 bound parameters.
+/// (PostgreSQL takes the rows through COPY.)
 const SQLITE_BATCH: usize = 1_000;
 
 type EmployeeRow = (i64, String, Option<String>, String, String, bool);
@@ -142,28 +143,32 @@ pub enum Replace {
     Fenced,
 }
 
-/// A certification row ready to insert.
-struct CertificationRow {
+/// A certification row ready to insert: the plan's record, borrowed, and its ids.
+struct CertificationRow<'p> {
     id: i64,
     employee_id: i64,
-    license_number: Option<String>,
-    license_type: String,
-    status: String,
-    issue_date: Option<String>,
-    expiration_date: Option<String>,
+    record: &'p Certification,
 }
 
-/// An endorsement row ready to insert.
-struct EndorsementRow {
+/// An endorsement row ready to insert. `certification_id` is the certification's
+/// position among the plan's until the ids are known.
+struct EndorsementRow<'p> {
     certification_id: i64,
     employee_id: i64,
-    code: String,
-    description: Option<String>,
-    grade_level: Option<String>,
-    issue_date: Option<String>,
-    expiration_date: Option<String>,
-    limits: Option<String>,
+    record: &'p Endorsement,
     is_primary: bool,
+}
+
+impl EndorsementRow<'_> {
+    /// The limits column: the limits joined with `; `, or NULL for none.
+    fn limits(&self) -> Option<String> {
+        (!self.record.limits.is_empty()).then(|| self.record.limits.join("; "))
+    }
+}
+
+/// A date column's text (`YYYY-MM-DD`).
+fn date_text(date: Option<Date>) -> Option<String> {
+    date.map(|d| d.to_string())
 }
 
 /// An employee's primary endorsement before the replace: (employee, code, level).
@@ -172,25 +177,20 @@ type PrimaryKey = (i64, String, Option<String>);
 /// Flattens the plan into rows with ids starting at `first_id`. An imported
 /// endorsement is primary when it has the code and grade level of the employee's
 /// previous primary endorsement (design §3.1); one per employee at most.
-fn rows(
-    plan: &Plan,
+fn rows<'p>(
+    plan: &'p Plan,
     first_id: i64,
     primaries: &HashSet<PrimaryKey>,
-) -> (Vec<CertificationRow>, Vec<EndorsementRow>) {
-    let date = |d: Option<jiff::civil::Date>| d.map(|d| d.to_string());
-    let mut certifications = Vec::new();
-    let mut endorsements = Vec::new();
+) -> (Vec<CertificationRow<'p>>, Vec<EndorsementRow<'p>>) {
+    let mut certifications = Vec::with_capacity(plan.certification_count() as usize);
+    let mut endorsements = Vec::with_capacity(plan.endorsement_count() as usize);
     let mut has_primary = HashSet::new();
     for (offset, (employee, certification)) in plan.certifications().enumerate() {
         let id = first_id + offset as i64;
         certifications.push(CertificationRow {
             id,
             employee_id: employee.id,
-            license_number: certification.license_number.clone(),
-            license_type: certification.license_type.clone(),
-            status: certification.status_code(),
-            issue_date: date(certification.issue_date),
-            expiration_date: date(certification.expiration_date),
+            record: certification,
         });
         for endorsement in &certification.endorsements {
             let key = (
@@ -202,12 +202,7 @@ fn rows(
             endorsements.push(EndorsementRow {
                 certification_id: id,
                 employee_id: employee.id,
-                code: endorsement.code.clone(),
-                description: endorsement.description.clone(),
-                grade_level: endorsement.grade_level.clone(),
-                issue_date: date(endorsement.issue_date),
-                expiration_date: date(endorsement.expiration_date),
-                limits: (!endorsement.limits.is_empty()).then(|| endorsement.limits.join("; ")),
+                record: endorsement,
                 is_primary,
             });
         }
@@ -253,112 +248,70 @@ async fn replace_postgres(
     .await?;
     // Sequence values are increasing but need not be contiguous under concurrency:
     // assign them one by one.
-    let (mut certification_rows, endorsement_rows) =
+    let (mut certification_rows, mut endorsement_rows) =
         rows(plan, 0, &primaries.into_iter().collect());
-    let mut id_of_offset = Vec::with_capacity(ids.len());
-    for (row, id) in certification_rows.iter_mut().zip(&ids) {
-        id_of_offset.push(*id);
-        row.id = *id;
+    let id_of = |offset: i64| {
+        usize::try_from(offset)
+            .ok()
+            .and_then(|i| ids.get(i))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("no id drawn for certification {offset}")))
+    };
+    for row in &mut certification_rows {
+        row.id = id_of(row.id)?;
+    }
+    for row in &mut endorsement_rows {
+        row.certification_id = id_of(row.certification_id)?;
     }
 
-    for chunk in certification_rows.chunks(POSTGRES_BATCH) {
-        sqlx::query(
-            "insert into certifications (id, employee_id, license_number, license_type, \
-             status, issue_date, expiration_date, source, import_run_id) \
-             select id, employee_id, license_number, license_type, status, \
-             issue_date::date, expiration_date::date, 'ALIS', $8 \
-             from unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[]) \
-             as t(id, employee_id, license_number, license_type, status, issue_date, \
-             expiration_date)",
-        )
-        .bind(chunk.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.employee_id).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.license_number.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.license_type.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(chunk.iter().map(|r| r.status.clone()).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.issue_date.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.expiration_date.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(run_id)
-        .execute(&mut **tx)
+    let mut copy = CopyText::new(
+        tx,
+        "copy certifications (id, employee_id, license_number, license_type, status, \
+         issue_date, expiration_date, source, import_run_id) from stdin",
+    )
+    .await?;
+    for r in &certification_rows {
+        let c = r.record;
+        copy.row([
+            Field::Int(r.id),
+            Field::Int(r.employee_id),
+            Field::Text(c.license_number.as_deref()),
+            Field::Text(Some(&c.license_type)),
+            Field::Text(Some(&c.status_code())),
+            Field::Date(c.issue_date),
+            Field::Date(c.expiration_date),
+            Field::Text(Some("ALIS")),
+            Field::Int(run_id),
+        ])
         .await?;
     }
+    copy.finish().await?;
 
-    for chunk in endorsement_rows.chunks(POSTGRES_BATCH) {
-        let certification_id = |r: &EndorsementRow| {
-            usize::try_from(r.certification_id)
-                .ok()
-                .and_then(|i| id_of_offset.get(i))
-                .copied()
-        };
-        let certification_ids = chunk
-            .iter()
-            .map(|r| certification_id(r).ok_or_else(|| StoreError::Corrupt("id".into())))
-            .collect::<Result<Vec<i64>, _>>()?;
-        sqlx::query(
-            "insert into endorsements (certification_id, employee_id, code, description, \
-             grade_level, issue_date, expiration_date, limits, is_primary, source, \
-             import_run_id) \
-             select certification_id, employee_id, code, description, grade_level, \
-             issue_date::date, expiration_date::date, limits, is_primary, 'ALIS', $10 \
-             from unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::bool[]) \
-             as t(certification_id, employee_id, code, description, grade_level, \
-             issue_date, expiration_date, limits, is_primary)",
-        )
-        .bind(certification_ids)
-        .bind(chunk.iter().map(|r| r.employee_id).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.code.clone()).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.description.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.grade_level.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.issue_date.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            chunk
-                .iter()
-                .map(|r| r.expiration_date.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(chunk.iter().map(|r| r.limits.clone()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|r| r.is_primary).collect::<Vec<_>>())
-        .bind(run_id)
-        .execute(&mut **tx)
+    let mut copy = CopyText::new(
+        tx,
+        "copy endorsements (certification_id, employee_id, code, description, \
+         grade_level, issue_date, expiration_date, limits, is_primary, source, \
+         import_run_id) from stdin",
+    )
+    .await?;
+    for r in &endorsement_rows {
+        let e = r.record;
+        copy.row([
+            Field::Int(r.certification_id),
+            Field::Int(r.employee_id),
+            Field::Text(Some(&e.code)),
+            Field::Text(e.description.as_deref()),
+            Field::Text(e.grade_level.as_deref()),
+            Field::Date(e.issue_date),
+            Field::Date(e.expiration_date),
+            Field::Text(r.limits().as_deref()),
+            Field::Bool(r.is_primary),
+            Field::Text(Some("ALIS")),
+            Field::Int(run_id),
+        ])
         .await?;
     }
+    copy.finish().await?;
 
     let (codes, descriptions) = new_codes(&endorsement_rows);
     sqlx::query(
@@ -379,12 +332,86 @@ async fn replace_postgres(
 }
 
 /// Each distinct endorsement code once, with the description of its first row.
-fn new_codes(rows: &[EndorsementRow]) -> (Vec<String>, Vec<Option<String>>) {
+fn new_codes(rows: &[EndorsementRow<'_>]) -> (Vec<String>, Vec<Option<String>>) {
     let mut seen = HashSet::new();
     rows.iter()
-        .filter(|r| seen.insert(r.code.as_str()))
-        .map(|r| (r.code.clone(), r.description.clone()))
+        .filter(|r| seen.insert(r.record.code.as_str()))
+        .map(|r| (r.record.code.clone(), r.record.description.clone()))
         .unzip()
+}
+
+/// One column value of a row sent with [`CopyText`].
+enum Field<'a> {
+    Int(i64),
+    Bool(bool),
+    Text(Option<&'a str>),
+    Date(Option<Date>),
+}
+
+/// Rows streamed to PostgreSQL's `COPY … FROM STDIN` in its text format, a chunk at a
+/// time: the server's own bulk path, without building statements or arrays.
+struct CopyText<'c> {
+    copy: PgCopyIn<&'c mut PgConnection>,
+    buffer: Vec<u8>,
+}
+
+impl<'c> CopyText<'c> {
+    /// Bytes buffered before a chunk is sent.
+    const CHUNK: usize = 1 << 20;
+
+    async fn new(connection: &'c mut PgConnection, statement: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            copy: connection.copy_in_raw(statement).await?,
+            buffer: Vec::with_capacity(Self::CHUNK + 4096),
+        })
+    }
+
+    async fn row<const N: usize>(&mut self, fields: [Field<'_>; N]) -> Result<(), StoreError> {
+        use std::io::Write as _;
+        for (i, field) in fields.into_iter().enumerate() {
+            if i > 0 {
+                self.buffer.push(b'\t');
+            }
+            // Writing to a vector cannot fail.
+            let _ = match field {
+                Field::Int(n) => write!(self.buffer, "{n}"),
+                Field::Bool(b) => write!(self.buffer, "{}", if b { 't' } else { 'f' }),
+                Field::Date(Some(d)) => write!(self.buffer, "{d}"),
+                Field::Text(Some(text)) => {
+                    escape_copy_text(&mut self.buffer, text);
+                    Ok(())
+                }
+                Field::Text(None) | Field::Date(None) => write!(self.buffer, "\\N"),
+            };
+        }
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= Self::CHUNK {
+            self.copy.send(self.buffer.as_slice()).await?;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64, StoreError> {
+        if !self.buffer.is_empty() {
+            self.copy.send(self.buffer.as_slice()).await?;
+        }
+        Ok(self.copy.finish().await?)
+    }
+}
+
+/// `text` as a field of COPY's text format: backslash, tab, newline and carriage
+/// return escaped with a backslash.
+fn escape_copy_text(out: &mut Vec<u8>, text: &str) {
+    for byte in text.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(byte),
+        }
+    }
 }
 
 async fn replace_sqlite(
@@ -418,13 +445,14 @@ async fn replace_sqlite(
              status, issue_date, expiration_date, source, import_run_id) ",
         );
         insert.push_values(chunk, |mut row, r| {
+            let c = r.record;
             row.push_bind(r.id)
                 .push_bind(r.employee_id)
-                .push_bind(r.license_number.as_deref())
-                .push_bind(r.license_type.as_str())
-                .push_bind(r.status.as_str())
-                .push_bind(r.issue_date.as_deref())
-                .push_bind(r.expiration_date.as_deref())
+                .push_bind(c.license_number.as_deref())
+                .push_bind(c.license_type.as_str())
+                .push_bind(c.status_code())
+                .push_bind(date_text(c.issue_date))
+                .push_bind(date_text(c.expiration_date))
                 .push_bind("ALIS")
                 .push_bind(run_id);
         });
@@ -437,14 +465,15 @@ async fn replace_sqlite(
              import_run_id) ",
         );
         insert.push_values(chunk, |mut row, r| {
+            let e = r.record;
             row.push_bind(r.certification_id)
                 .push_bind(r.employee_id)
-                .push_bind(r.code.as_str())
-                .push_bind(r.description.as_deref())
-                .push_bind(r.grade_level.as_deref())
-                .push_bind(r.issue_date.as_deref())
-                .push_bind(r.expiration_date.as_deref())
-                .push_bind(r.limits.as_deref())
+                .push_bind(e.code.as_str())
+                .push_bind(e.description.as_deref())
+                .push_bind(e.grade_level.as_deref())
+                .push_bind(date_text(e.issue_date))
+                .push_bind(date_text(e.expiration_date))
+                .push_bind(r.limits())
                 .push_bind(r.is_primary)
                 .push_bind("ALIS")
                 .push_bind(run_id);
@@ -473,7 +502,6 @@ async fn replace_sqlite(
 mod tests {
     use super::*;
     use crate::import::plan::MatchedEmployee;
-    use crate::import::records::{Certification, Endorsement};
 
     fn endorsement(code: &str, level: &str) -> Endorsement {
         Endorsement {
@@ -525,6 +553,16 @@ mod tests {
         );
         let flags: Vec<bool> = endorsements.iter().map(|e| e.is_primary).collect();
         assert_eq!(flags, vec![false, true, false]);
-        assert_eq!(endorsements[0].limits.as_deref(), Some("Limit A; Limit B"));
+        assert_eq!(
+            endorsements[0].limits().as_deref(),
+            Some("Limit A; Limit B")
+        );
+    }
+
+    #[test]
+    fn copy_text_escapes_its_separators_and_backslashes() {
+        let mut out = Vec::new();
+        escape_copy_text(&mut out, "a\\b\tc\nd\re \\N é");
+        assert_eq!(out, "a\\\\b\\tc\\nd\\re \\\\N é".as_bytes());
     }
 }

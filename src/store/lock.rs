@@ -8,8 +8,9 @@
 //!   commits first, and the grant sees `PENDING`, or waits for the grant to commit, and
 //!   then counts its lease. SQLite runs one writer at a time, so each statement is
 //!   atomic on its own.
-//! - A refusal is one plain read of the row: it never waits for an import, even while
-//!   the replace transaction holds the row's lock.
+//! - A refusal never waits for an import, even while the replace transaction holds the
+//!   row's lock: on PostgreSQL the grant is one statement whose share lock applies only
+//!   to a `FREE` row; on SQLite a plain read of the row comes first.
 //! - Every import step is one conditional update naming the run and its epoch, and
 //!   requiring the run to be still `IN_PROGRESS`: an import declared lost can no longer
 //!   move the lock.
@@ -23,10 +24,18 @@ use crate::lock::{Fence, Grant, Lease, LeaseId, LockRow, LockState, NewLease, Re
 
 const LOCK_ROW: &str = "select state, epoch, run_id, changed_at from cert_lock where id = 1";
 
+/// PostgreSQL's grant, one round trip: inserts the lease only while the row says
+/// `FREE`, and returns the row as the statement found it with the epoch granted
+/// (NULL when refused). The share lock is taken only on a `FREE` row, so it never
+/// waits for an import that holds the lock, only for one marking it pending right
+/// then; after that wait the row is re-checked, no lease is inserted, and the row
+/// returned still reads `FREE` (the statement's snapshot): a lost race, tried again.
 const GRANT_PG: &str = "with l as (select epoch from cert_lock where id = 1 and state = 'FREE' \
-    for share) \
-    insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
-    select $1, $2, $3, l.epoch, $4, $5 from l returning epoch";
+    for share), \
+    g as (insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
+    select $1, $2, $3, l.epoch, $4, $5 from l returning epoch) \
+    select c.state, c.epoch, c.run_id, c.changed_at, (select epoch from g) \
+    from cert_lock c where c.id = 1";
 const GRANT_SQLITE: &str = "insert into cert_leases \
     (id, holder, subject, epoch, acquired_at, expires_at) \
     select $1, $2, $3, epoch, $4, $5 from cert_lock where id = 1 and state = 'FREE' \
@@ -85,6 +94,14 @@ pub(super) const TRY_LOCK_ROW_PG: &str =
     "select id from cert_lock where id = 1 for update skip locked";
 
 type LockTuple<T> = (String, i64, Option<i64>, T);
+/// The lock row and the epoch granted, if any (PostgreSQL).
+type GrantTuple = (
+    String,
+    i64,
+    Option<i64>,
+    chrono::DateTime<chrono::Utc>,
+    Option<i64>,
+);
 
 fn lock_row<T>(
     (state, epoch, run_id, changed_at): LockTuple<T>,
@@ -118,49 +135,62 @@ impl Store {
         }
     }
 
-    /// Grants `lease` unless an import wants or holds the lock. A refusal is a single
-    /// read of the lock row: it answers at once, whatever the import is doing.
+    /// Grants `lease` unless an import wants or holds the lock: one round trip on
+    /// PostgreSQL, a read and an insert on SQLite. A refusal answers at once,
+    /// whatever the import is doing.
     pub async fn grant_lease(&self, lease: &NewLease) -> Result<Grant, StoreError> {
         let acquired_at = truncated(lease.acquired_at);
         let expires_at = truncated(lease.expires_at);
-        // A grant that loses its race with an import re-reads the row; should the
-        // import have ended in between too, it tries again.
+        let granted = |fencing_token| {
+            Grant::Granted(Lease {
+                lease: NewLease {
+                    acquired_at,
+                    expires_at,
+                    ..lease.clone()
+                },
+                fencing_token,
+            })
+        };
+        // A grant that loses its race with an import looks again; should the import
+        // have ended in between too, it tries again.
         for _ in 0..3 {
-            let row = self.cert_lock().await?;
-            if row.state != LockState::Free {
-                return Ok(Grant::Refused(Refusal::of(&row)));
-            }
-            let epoch: Option<i64> = match self {
+            match self {
                 Self::Postgres(pool) => {
-                    sqlx::query_scalar(GRANT_PG)
-                        .bind(lease.id.as_str())
-                        .bind(lease.holder.as_str())
-                        .bind(&lease.subject)
-                        .bind(to_pg(acquired_at))
-                        .bind(to_pg(expires_at))
-                        .fetch_optional(pool)
-                        .await?
+                    let (state, epoch, run_id, changed_at, granted_epoch): GrantTuple =
+                        sqlx::query_as(GRANT_PG)
+                            .bind(lease.id.as_str())
+                            .bind(lease.holder.as_str())
+                            .bind(&lease.subject)
+                            .bind(to_pg(acquired_at))
+                            .bind(to_pg(expires_at))
+                            .fetch_one(pool)
+                            .await?;
+                    if let Some(fencing_token) = granted_epoch {
+                        return Ok(granted(fencing_token));
+                    }
+                    let row = lock_row((state, epoch, run_id, changed_at), from_pg)?;
+                    if row.state != LockState::Free {
+                        return Ok(Grant::Refused(Refusal::of(&row)));
+                    }
                 }
                 Self::Sqlite(pool) => {
-                    sqlx::query_scalar(GRANT_SQLITE)
+                    // Read first: an insert would wait for the replace's write lock.
+                    let row = self.cert_lock().await?;
+                    if row.state != LockState::Free {
+                        return Ok(Grant::Refused(Refusal::of(&row)));
+                    }
+                    let epoch: Option<i64> = sqlx::query_scalar(GRANT_SQLITE)
                         .bind(lease.id.as_str())
                         .bind(lease.holder.as_str())
                         .bind(&lease.subject)
                         .bind(to_text(acquired_at))
                         .bind(to_text(expires_at))
                         .fetch_optional(pool)
-                        .await?
+                        .await?;
+                    if let Some(fencing_token) = epoch {
+                        return Ok(granted(fencing_token));
+                    }
                 }
-            };
-            if let Some(fencing_token) = epoch {
-                return Ok(Grant::Granted(Lease {
-                    lease: NewLease {
-                        acquired_at,
-                        expires_at,
-                        ..lease.clone()
-                    },
-                    fencing_token,
-                }));
             }
         }
         let row = self.cert_lock().await?;
