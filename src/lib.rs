@@ -30,6 +30,7 @@
 //! - [`demo`]: the embedded default's demo district, file and task.
 //! - [`cli`]: the command line of the `alis-import` binary.
 
+pub mod allocator;
 pub mod api;
 pub mod cli;
 pub mod clock;

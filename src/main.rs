@@ -5,13 +5,24 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than the system allocator: freed memory is reused across threads
-/// and given back, which bounds a large import's peak RSS (see Cargo.toml).
+/// mimalloc rather than the system allocator, to bound a large import's peak RSS
+/// (see [`alis_import::allocator`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads.
+    alis_import::allocator::tune();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     // One TLS crypto provider for the whole process (server, client, Vault), so
     // behaviour does not depend on which dependency happens to link which.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -15,7 +15,7 @@ use alis_import::import::{
     ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import,
 };
 use alis_import::lock::{
-    Grant, LeaseHolder, LeaseId, LockSettings, LockState, NewLease, hold_for_replace,
+    Grant, LeaseHolder, LeaseId, LockSettings, LockState, NewLease, Release, hold_for_replace,
 };
 use alis_import::store::{NewRun, RunOutcome, RunStatus, Store};
 use common::app::{AppOptions, spawn_app_with};
@@ -33,6 +33,7 @@ on_both_backends!(
     an_importer_declared_lost_while_waiting_for_edits_never_holds_the_lock,
     reaping_a_lost_import_frees_the_lock,
     a_failed_replace_frees_the_lock,
+    leases_are_granted_and_released_in_batches,
 );
 
 /// Ann Smith (1001) and Bo Jones (1002) teach; Cy Lee (1003) was terminated.
@@ -534,4 +535,81 @@ async fn a_failed_replace_frees_the_lock(backend: Backend) {
     // A dry run does not take the lock: the epoch stays.
     db.import(&file(&[ANN]), ImportOptions::dry_run()).await;
     assert_eq!(db.store.cert_lock().await.unwrap().epoch, 1);
+}
+
+/// The batches the lease desk hands the store: all granted at the lock's epoch, or
+/// all refused with nothing written; releases answered each as if alone.
+async fn leases_are_granted_and_released_in_batches(backend: Backend) {
+    let db = district(backend).await;
+    let now = Timestamp::now();
+    let lease = |subject: &str| NewLease {
+        id: LeaseId::random(),
+        holder: LeaseHolder::parse("editor").unwrap(),
+        subject: subject.into(),
+        acquired_at: now,
+        expires_at: now + SignedDuration::from_secs(60),
+    };
+    let outstanding = || async { db.store.outstanding_leases(now).await.unwrap() };
+
+    let batch = [lease("a"), lease("b"), lease("c")];
+    let epoch = db.store.cert_lock().await.unwrap().epoch;
+    let grants = db.store.grant_leases(&batch).await.unwrap();
+    let granted: Vec<(LeaseId, i64)> = grants
+        .into_iter()
+        .map(|grant| match grant {
+            Grant::Granted(lease) => (lease.lease.id, lease.fencing_token),
+            Grant::Refused(refusal) => panic!("refused while the lock is free: {refusal:?}"),
+        })
+        .collect();
+    let expected: Vec<(LeaseId, i64)> = batch.iter().map(|l| (l.id.clone(), epoch)).collect();
+    assert_eq!(granted, expected, "in order, each at the lock's epoch");
+    assert_eq!(outstanding().await, 3);
+
+    // Mine, someone else's, an unknown one, and mine again, in one batch.
+    let answers = db
+        .store
+        .release_leases(&[
+            (batch[0].id.clone(), "a".into()),
+            (batch[1].id.clone(), "not b".into()),
+            (LeaseId::random(), "a".into()),
+            (batch[0].id.clone(), "a".into()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        [
+            Release::Released,
+            Release::NotYours,
+            Release::Unknown,
+            Release::Unknown
+        ]
+    );
+    assert_eq!(outstanding().await, 2, "b's and c's leases stand");
+
+    // Once an import wants the lock, a whole batch is refused and nothing written.
+    let run = start_run(&db.store).await;
+    db.store
+        .mark_cert_lock_pending(run, now)
+        .await
+        .unwrap()
+        .expect("the lock is pending");
+    let grants = db
+        .store
+        .grant_leases(&[lease("d"), lease("e")])
+        .await
+        .unwrap();
+    assert_eq!(grants.len(), 2);
+    for grant in grants {
+        match grant {
+            Grant::Refused(refusal) => {
+                assert_eq!(
+                    (refusal.state, refusal.run_id),
+                    (LockState::Pending, Some(run))
+                );
+            }
+            Grant::Granted(lease) => panic!("granted while an import waits: {lease:?}"),
+        }
+    }
+    assert_eq!(outstanding().await, 2);
 }

@@ -28,7 +28,7 @@ use self::auth::{Role, require};
 use self::error::ApiError;
 use self::proto::cert_import_service_server::CertImportService;
 use crate::clock::Clock;
-use crate::lock::{Grant, LeaseHolder, LeaseId, LeaseTtl, NewLease, Release};
+use crate::lock::{Grant, LeaseDesk, LeaseHolder, LeaseId, LeaseTtl, NewLease, Release};
 use crate::store::{NewRun, RunStatus, StartedRun, Store, TaskDraft};
 use crate::worker::Worker;
 
@@ -45,6 +45,7 @@ const WATCH_POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub struct CertImportApi {
     store: Store,
+    leases: LeaseDesk,
     worker: Worker,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
@@ -52,7 +53,8 @@ pub struct CertImportApi {
 }
 
 impl CertImportApi {
-    /// The API over a store, starting runs on `worker`.
+    /// The API over a store, starting runs on `worker`. Opens the lease desk on the
+    /// current runtime.
     pub fn new(
         store: Store,
         worker: Worker,
@@ -60,6 +62,7 @@ impl CertImportApi {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            leases: LeaseDesk::open(store.clone()),
             store,
             worker,
             clock,
@@ -413,12 +416,7 @@ impl CertImportService for CertImportApi {
             acquired_at: now,
             expires_at: convert::after(now, ttl.get()),
         };
-        match self
-            .store
-            .grant_lease(&lease)
-            .await
-            .map_err(ApiError::from)?
-        {
+        match self.leases.grant(lease).await.map_err(ApiError::from)? {
             Grant::Granted(lease) => Ok(Response::new(proto::AcquireCertLockResponse {
                 lease: Some(convert::lease(&lease)),
             })),
@@ -442,8 +440,8 @@ impl CertImportService for CertImportApi {
         let id = LeaseId::parse(&request.get_ref().lease_id)
             .map_err(|d| ApiError::invalid("lease_id", d))?;
         match self
-            .store
-            .release_lease(&id, &subject)
+            .leases
+            .release(id.clone(), subject)
             .await
             .map_err(ApiError::from)?
         {

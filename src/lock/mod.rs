@@ -33,8 +33,10 @@
 //!
 //! - this file: states, leases, refusals, settings, and the import's side;
 //! - [`lease`]: the request fields of `AcquireCertLock`/`ReleaseCertLock` as domain
-//!   types.
+//!   types;
+//! - [`LeaseDesk`]: concurrent lease calls share database statements.
 
+mod desk;
 pub mod lease;
 
 use std::sync::Arc;
@@ -45,6 +47,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::clock::{Clock, SystemClock};
 use crate::store::{Store, StoreError};
 
+pub use desk::LeaseDesk;
 pub use lease::{LeaseHolder, LeaseId, LeaseTtl};
 
 /// The message of every refusal because an import runs: the API's `FAILED_PRECONDITION`

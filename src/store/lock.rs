@@ -15,6 +15,8 @@
 //!   requiring the run to be still `IN_PROGRESS`: an import declared lost can no longer
 //!   move the lock.
 
+use std::collections::HashSet;
+
 use jiff::Timestamp;
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -24,18 +26,21 @@ use crate::lock::{Fence, Grant, Lease, LeaseId, LockRow, LockState, NewLease, Re
 
 const LOCK_ROW: &str = "select state, epoch, run_id, changed_at from cert_lock where id = 1";
 
-/// PostgreSQL's grant, one round trip: inserts the lease only while the row says
-/// `FREE`, and returns the row as the statement found it with the epoch granted
-/// (NULL when refused). The share lock is taken only on a `FREE` row, so it never
-/// waits for an import that holds the lock, only for one marking it pending right
-/// then; after that wait the row is re-checked, no lease is inserted, and the row
-/// returned still reads `FREE` (the statement's snapshot): a lost race, tried again.
+/// PostgreSQL's grant of a batch of leases, one round trip: inserts them all only
+/// while the row says `FREE`, and returns the row as the statement found it with the
+/// epoch granted and the number of leases inserted (all or none). The share lock is
+/// taken only on a `FREE` row, so it never waits for an import that holds the lock,
+/// only for one marking it pending right then; after that wait the row is re-checked,
+/// nothing is inserted, and the row returned still reads `FREE` (the statement's
+/// snapshot): a lost race, tried again.
 const GRANT_PG: &str = "with l as (select epoch from cert_lock where id = 1 and state = 'FREE' \
     for share), \
     g as (insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
-    select $1, $2, $3, l.epoch, $4, $5 from l returning epoch) \
-    select c.state, c.epoch, c.run_id, c.changed_at, (select epoch from g) \
-    from cert_lock c where c.id = 1";
+    select t.id, t.holder, t.subject, l.epoch, t.acquired_at, t.expires_at from l, \
+    unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) \
+    as t(id, holder, subject, acquired_at, expires_at) returning epoch) \
+    select c.state, c.epoch, c.run_id, c.changed_at, (select min(epoch) from g), \
+    (select count(*) from g) from cert_lock c where c.id = 1";
 const GRANT_SQLITE: &str = "insert into cert_leases \
     (id, holder, subject, epoch, acquired_at, expires_at) \
     select $1, $2, $3, epoch, $4, $5 from cert_lock where id = 1 and state = 'FREE' \
@@ -43,6 +48,11 @@ const GRANT_SQLITE: &str = "insert into cert_leases \
 
 const RELEASE: &str = "delete from cert_leases where id = $1 and subject = $2";
 const LEASE_EXISTS: &str = "select exists (select 1 from cert_leases where id = $1)";
+/// PostgreSQL's release of a batch: the leases deleted, then which of the others stand.
+const RELEASE_PG: &str = "delete from cert_leases c \
+    using unnest($1::text[], $2::text[]) as t(id, subject) \
+    where c.id = t.id and c.subject = t.subject returning c.id";
+const LEASES_STANDING_PG: &str = "select id from cert_leases where id = any($1)";
 
 /// The import's run must still be in progress for any of its lock steps.
 macro_rules! run_in_progress {
@@ -94,13 +104,14 @@ pub(super) const TRY_LOCK_ROW_PG: &str =
     "select id from cert_lock where id = 1 for update skip locked";
 
 type LockTuple<T> = (String, i64, Option<i64>, T);
-/// The lock row and the epoch granted, if any (PostgreSQL).
+/// The lock row, the epoch granted and the number of leases granted (PostgreSQL).
 type GrantTuple = (
     String,
     i64,
     Option<i64>,
     chrono::DateTime<chrono::Utc>,
     Option<i64>,
+    i64,
 );
 
 fn lock_row<T>(
@@ -139,62 +150,159 @@ impl Store {
     /// PostgreSQL, a read and an insert on SQLite. A refusal answers at once,
     /// whatever the import is doing.
     pub async fn grant_lease(&self, lease: &NewLease) -> Result<Grant, StoreError> {
-        let acquired_at = truncated(lease.acquired_at);
-        let expires_at = truncated(lease.expires_at);
-        let granted = |fencing_token| {
-            Grant::Granted(Lease {
-                lease: NewLease {
-                    acquired_at,
-                    expires_at,
-                    ..lease.clone()
-                },
-                fencing_token,
+        let mut grants = self.grant_leases(std::slice::from_ref(lease)).await?;
+        grants
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a grant without an answer".into()))
+    }
+
+    /// Grants every lease of `leases`, or refuses them all, as [`Store::grant_lease`]
+    /// does one: one statement for the whole batch on PostgreSQL (the edit service's
+    /// concurrent requests share it, see [`crate::lock::LeaseDesk`]), one lease at a
+    /// time on SQLite. The answers are in the order of `leases`.
+    pub async fn grant_leases(&self, leases: &[NewLease]) -> Result<Vec<Grant>, StoreError> {
+        let leases: Vec<NewLease> = leases
+            .iter()
+            .map(|lease| NewLease {
+                acquired_at: truncated(lease.acquired_at),
+                expires_at: truncated(lease.expires_at),
+                ..lease.clone()
             })
+            .collect();
+        let granted = |fencing_token| {
+            leases
+                .iter()
+                .map(|lease| {
+                    Grant::Granted(Lease {
+                        lease: lease.clone(),
+                        fencing_token,
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let refused = |row: &LockRow| vec![Grant::Refused(Refusal::of(row)); leases.len()];
+        let Self::Postgres(pool) = self else {
+            let mut grants = Vec::with_capacity(leases.len());
+            for lease in &leases {
+                grants.push(self.grant_sqlite(lease).await?);
+            }
+            return Ok(grants);
         };
         // A grant that loses its race with an import looks again; should the import
         // have ended in between too, it tries again.
         for _ in 0..3 {
-            match self {
-                Self::Postgres(pool) => {
-                    let (state, epoch, run_id, changed_at, granted_epoch): GrantTuple =
-                        sqlx::query_as(GRANT_PG)
-                            .bind(lease.id.as_str())
-                            .bind(lease.holder.as_str())
-                            .bind(&lease.subject)
-                            .bind(to_pg(acquired_at))
-                            .bind(to_pg(expires_at))
-                            .fetch_one(pool)
-                            .await?;
-                    if let Some(fencing_token) = granted_epoch {
-                        return Ok(granted(fencing_token));
-                    }
-                    let row = lock_row((state, epoch, run_id, changed_at), from_pg)?;
-                    if row.state != LockState::Free {
-                        return Ok(Grant::Refused(Refusal::of(&row)));
-                    }
+            let column = |f: fn(&NewLease) -> String| leases.iter().map(f).collect::<Vec<_>>();
+            let instants = |f: fn(&NewLease) -> Timestamp| {
+                leases.iter().map(|l| to_pg(f(l))).collect::<Vec<_>>()
+            };
+            let (state, epoch, run_id, changed_at, granted_epoch, count): GrantTuple =
+                sqlx::query_as(GRANT_PG)
+                    .bind(column(|l| l.id.as_str().to_owned()))
+                    .bind(column(|l| l.holder.as_str().to_owned()))
+                    .bind(column(|l| l.subject.clone()))
+                    .bind(instants(|l| l.acquired_at))
+                    .bind(instants(|l| l.expires_at))
+                    .fetch_one(pool)
+                    .await?;
+            if let Some(fencing_token) = granted_epoch {
+                if usize::try_from(count).ok() != Some(leases.len()) {
+                    return Err(StoreError::Corrupt(format!(
+                        "{count} of {} leases granted",
+                        leases.len()
+                    )));
                 }
-                Self::Sqlite(pool) => {
-                    // Read first: an insert would wait for the replace's write lock.
-                    let row = self.cert_lock().await?;
-                    if row.state != LockState::Free {
-                        return Ok(Grant::Refused(Refusal::of(&row)));
-                    }
-                    let epoch: Option<i64> = sqlx::query_scalar(GRANT_SQLITE)
-                        .bind(lease.id.as_str())
-                        .bind(lease.holder.as_str())
-                        .bind(&lease.subject)
-                        .bind(to_text(acquired_at))
-                        .bind(to_text(expires_at))
-                        .fetch_optional(pool)
-                        .await?;
-                    if let Some(fencing_token) = epoch {
-                        return Ok(granted(fencing_token));
-                    }
-                }
+                return Ok(granted(fencing_token));
+            }
+            let row = lock_row((state, epoch, run_id, changed_at), from_pg)?;
+            if row.state != LockState::Free {
+                return Ok(refused(&row));
             }
         }
-        let row = self.cert_lock().await?;
-        Ok(Grant::Refused(Refusal::of(&row)))
+        Ok(refused(&self.cert_lock().await?))
+    }
+
+    /// SQLite's grant: a read first (an insert would wait for the replace's write
+    /// lock), then the insert while the row says `FREE`.
+    async fn grant_sqlite(&self, lease: &NewLease) -> Result<Grant, StoreError> {
+        let Self::Sqlite(pool) = self else {
+            return Err(StoreError::Corrupt(
+                "SQLite's grant on another backend".into(),
+            ));
+        };
+        for _ in 0..3 {
+            let row = self.cert_lock().await?;
+            if row.state != LockState::Free {
+                return Ok(Grant::Refused(Refusal::of(&row)));
+            }
+            let epoch: Option<i64> = sqlx::query_scalar(GRANT_SQLITE)
+                .bind(lease.id.as_str())
+                .bind(lease.holder.as_str())
+                .bind(&lease.subject)
+                .bind(to_text(lease.acquired_at))
+                .bind(to_text(lease.expires_at))
+                .fetch_optional(pool)
+                .await?;
+            if let Some(fencing_token) = epoch {
+                return Ok(Grant::Granted(Lease {
+                    lease: lease.clone(),
+                    fencing_token,
+                }));
+            }
+        }
+        Ok(Grant::Refused(Refusal::of(&self.cert_lock().await?)))
+    }
+
+    /// Ends each lease of `releases` (id, subject) as [`Store::release_lease`] ends
+    /// one: one statement for the batch on PostgreSQL (and one more when some were not
+    /// released, to tell whose they are), one lease at a time on SQLite. The answers
+    /// are in the order of `releases`; a lease named twice is released by the first.
+    pub async fn release_leases(
+        &self,
+        releases: &[(LeaseId, String)],
+    ) -> Result<Vec<Release>, StoreError> {
+        let Self::Postgres(pool) = self else {
+            let mut answers = Vec::with_capacity(releases.len());
+            for (id, subject) in releases {
+                answers.push(self.release_lease(id, subject).await?);
+            }
+            return Ok(answers);
+        };
+        let ids: Vec<&str> = releases.iter().map(|(id, _)| id.as_str()).collect();
+        let subjects: Vec<&str> = releases.iter().map(|(_, s)| s.as_str()).collect();
+        let mut deleted: HashSet<String> = sqlx::query_scalar(RELEASE_PG)
+            .bind(&ids)
+            .bind(&subjects)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+        let others: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !deleted.contains(*id))
+            .collect();
+        let standing: HashSet<String> = if others.is_empty() {
+            HashSet::new()
+        } else {
+            sqlx::query_scalar(LEASES_STANDING_PG)
+                .bind(&others)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        Ok(ids
+            .iter()
+            .map(|id| {
+                if deleted.remove(*id) {
+                    Release::Released
+                } else if standing.contains(*id) {
+                    Release::NotYours
+                } else {
+                    Release::Unknown
+                }
+            })
+            .collect())
     }
 
     /// Ends lease `id` if `subject` took it. Idempotent: an unknown (or already
