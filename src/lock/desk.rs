@@ -19,17 +19,14 @@
 //! granted to an edit service that then crashed does.
 
 use std::future::Future;
-use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Grant, LeaseId, NewLease, Release};
 use crate::store::{Store, StoreError};
 
 /// Calls per statement at most.
 const MAX_BATCH: usize = 256;
-/// Batches of each kind in flight at once.
-const CLERKS: usize = 2;
 /// Calls waiting for their batch at most; beyond, callers wait to be queued.
 const QUEUE: usize = 4096;
 
@@ -41,13 +38,13 @@ pub struct LeaseDesk {
 }
 
 impl LeaseDesk {
-    /// Opens the desk over `store`: its clerks are tasks on the current runtime, and
-    /// stop when the last handle to the desk is dropped.
+    /// Opens the desk over `store`: its two clerks (grants, releases) are tasks on the
+    /// current runtime, and stop when the last handle to the desk is dropped.
     pub fn open(store: Store) -> Self {
         let (grants, granting) = mpsc::channel(QUEUE);
         let (releases, releasing) = mpsc::channel(QUEUE);
-        start_clerks(granting, Granting(store.clone()));
-        start_clerks(releasing, Releasing(store));
+        tokio::spawn(serve(granting, Granting(store.clone())));
+        tokio::spawn(serve(releasing, Releasing(store)));
         Self { grants, releases }
     }
 
@@ -122,27 +119,13 @@ impl Clerk for Releasing {
     }
 }
 
-/// The calls waiting for a clerk of kind `C`, shared by the clerks of that kind.
-type Queue<C> = Arc<Mutex<mpsc::Receiver<Call<<C as Clerk>::Item, <C as Clerk>::Answer>>>>;
-
-fn start_clerks<C: Clerk>(queue: mpsc::Receiver<Call<C::Item, C::Answer>>, clerk: C) {
-    let queue = Arc::new(Mutex::new(queue));
-    let clerk = Arc::new(clerk);
-    for _ in 0..CLERKS {
-        tokio::spawn(serve(Arc::clone(&queue), Arc::clone(&clerk)));
-    }
-}
-
 /// Takes what has queued (at least one call: it waits for that), answers it as one
 /// batch, and again, until the desk closes.
-async fn serve<C: Clerk>(queue: Queue<C>, clerk: Arc<C>) {
+async fn serve<C: Clerk>(mut queue: mpsc::Receiver<Call<C::Item, C::Answer>>, clerk: C) {
     let mut calls = Vec::with_capacity(MAX_BATCH);
     loop {
-        {
-            let mut queue = queue.lock().await;
-            if queue.recv_many(&mut calls, MAX_BATCH).await == 0 {
-                return;
-            }
+        if queue.recv_many(&mut calls, MAX_BATCH).await == 0 {
+            return;
         }
         let (items, answers): (Vec<C::Item>, Vec<_>) =
             calls.drain(..).map(|call| (call.item, call.answer)).unzip();
