@@ -12,13 +12,13 @@
 use std::time::Duration;
 
 use alis_import::api::proto::cert_import_service_client::CertImportServiceClient;
-use alis_import::api::proto::{GetRunRequest, RunNowRequest, RunPhase, RunStatus, WatchRunRequest};
+use alis_import::api::proto::{GetRunRequest, RunPhase, RunStatus};
 use tokio::sync::oneshot;
 
 use crate::bench_support::results::{Comparison, Section};
 use crate::bench_support::stats::Series;
 use crate::load::{self, Outcome, Rpc};
-use crate::run_now::create_task;
+use crate::run_now::{create_task, start_watched};
 use crate::server::Server;
 
 /// Concurrent clients.
@@ -158,21 +158,7 @@ pub async fn run(
 async fn while_importing(server: &Server, channels: &[tonic::transport::Channel]) -> Outcome {
     let mut client = CertImportServiceClient::new(server.channel().await);
     let task_id = create_task(&mut client).await;
-    let run = client
-        .run_now(RunNowRequest {
-            task_id,
-            ..RunNowRequest::default()
-        })
-        .await
-        .expect("RunNow")
-        .into_inner()
-        .run
-        .expect("run");
-    let mut updates = client
-        .watch_run(WatchRunRequest { run_id: run.id })
-        .await
-        .expect("WatchRun")
-        .into_inner();
+    let (run_id, mut updates) = start_watched(&mut client, task_id).await;
     loop {
         let update = updates
             .message()
@@ -199,7 +185,7 @@ async fn while_importing(server: &Server, channels: &[tonic::transport::Channel]
     };
     let outcome = load::drive(channels, Rpc::Lock, Duration::from_secs(300), stop).await;
     follow.await.expect("WatchRun follower");
-    wait_until_succeeded(&mut client, run.id).await;
+    wait_until_succeeded(&mut client, run_id).await;
     outcome
 }
 

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use alis_import::api::proto::cert_import_service_client::CertImportServiceClient;
 use alis_import::api::proto::{
-    GetRunRequest, RunNowRequest, RunStatus, ScheduleTaskRequest, WatchRunRequest, Weekday,
+    GetRunRequest, RunNowRequest, RunStatus, ScheduleTaskRequest, WatchRunRequest,
+    WatchRunResponse, Weekday,
 };
 use tonic::transport::Channel;
 
@@ -33,9 +34,12 @@ pub async fn create_task(client: &mut CertImportServiceClient<Channel>) -> i64 {
     reply.into_inner().task.expect("task").id
 }
 
-/// RunNow, then WatchRun to the end; returns the seconds from the call to the end.
-pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64) -> f64 {
-    let started = Instant::now();
+/// Starts a run of task `task_id` with RunNow and follows it with WatchRun: the run's
+/// id and its stream of updates.
+pub async fn start_watched(
+    client: &mut CertImportServiceClient<Channel>,
+    task_id: i64,
+) -> (i64, tonic::Streaming<WatchRunResponse>) {
     let run = client
         .run_now(RunNowRequest {
             task_id,
@@ -46,15 +50,22 @@ pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64
         .into_inner()
         .run
         .expect("run");
-    let mut updates = client
+    let updates = client
         .watch_run(WatchRunRequest { run_id: run.id })
         .await
         .expect("WatchRun")
         .into_inner();
+    (run.id, updates)
+}
+
+/// RunNow, then WatchRun to the end; returns the seconds from the call to the end.
+pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64) -> f64 {
+    let started = Instant::now();
+    let (run_id, mut updates) = start_watched(client, task_id).await;
     while updates.message().await.expect("WatchRun stream").is_some() {}
     let secs = started.elapsed().as_secs_f64();
     let ended = client
-        .get_run(GetRunRequest { run_id: run.id })
+        .get_run(GetRunRequest { run_id })
         .await
         .expect("GetRun")
         .into_inner()
@@ -64,7 +75,7 @@ pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64
         ended.status,
         RunStatus::Succeeded as i32,
         "run {} did not succeed: {}",
-        run.id,
+        run_id,
         ended.error
     );
     secs

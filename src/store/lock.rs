@@ -269,9 +269,13 @@ impl Store {
         };
         let ids: Vec<&str> = releases.iter().map(|(id, _)| id.as_str()).collect();
         let subjects: Vec<&str> = releases.iter().map(|(_, s)| s.as_str()).collect();
+        // Planned on each call, not prepared: a plan cached while the table was
+        // near empty scanned it whole, and every delete leaves a dead row behind until
+        // vacuum, so under load each release got slower than the one before.
         let mut deleted: HashSet<String> = sqlx::query_scalar(RELEASE_PG)
             .bind(&ids)
             .bind(&subjects)
+            .persistent(false)
             .fetch_all(pool)
             .await?
             .into_iter()
@@ -286,6 +290,7 @@ impl Store {
         } else {
             sqlx::query_scalar(LEASES_STANDING_PG)
                 .bind(&others)
+                .persistent(false)
                 .fetch_all(pool)
                 .await?
                 .into_iter()
