@@ -3,11 +3,12 @@
 //!
 //! Why: an import parses on a blocking-pool thread, and the records it built are freed
 //! by another thread once the replace is done; the PDF report is then laid out. With
-//! glibc's per-thread arenas the report could not reuse what the parser freed (peak RSS
-//! of the 1M-row import 446 MB); mimalloc with its default purge delay (one second in
-//! mimalloc v3) still held the freed pages while the report was laid out (about
-//! 330 MB); purging at once gives about 230 MB, for some 5% more time on that import
-//! (BENCHMARKS.md).
+//! glibc's allocator the report could not reuse what the parser had freed: the 1M-row
+//! SQLite import with its report peaked at 446 MB, and at 298 MB with
+//! `MALLOC_ARENA_MAX=1`, so the per-thread arenas were the cause. mimalloc with its
+//! default purge delay (one second in mimalloc v3) still held the freed pages while
+//! the report was laid out: 295–334 MB (after a later parser change); purging at once
+//! brought the same import to 230 MB, for 5–10% more time (BENCHMARKS.md).
 
 /// mimalloc v3's `mi_option_purge_delay`: its place in `mi_option_e` (mimalloc.h),
 /// which `libmimalloc-sys` does not name.
