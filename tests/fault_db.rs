@@ -444,52 +444,5 @@ async fn wait_for_run(store: &Store, run_id: i64, done: impl Fn(&RunRecord) -> b
 
 /// Everything an import may touch, every column, as text.
 async fn snapshot(store: &Store) -> Vec<String> {
-    use sqlx::Row;
-    const TABLES: [(&str, &str); 3] = [
-        (
-            "certifications",
-            "select cast(id as text), cast(employee_id as text), license_number, license_type, \
-             status, cast(issue_date as text), cast(expiration_date as text), source, \
-             cast(import_run_id as text) from certifications order by id",
-        ),
-        (
-            "endorsements",
-            "select cast(id as text), cast(certification_id as text), cast(employee_id as text), \
-             code, description, grade_level, cast(issue_date as text), \
-             cast(expiration_date as text), limits, cast(is_primary as text), source, \
-             cast(import_run_id as text) from endorsements order by id",
-        ),
-        (
-            "endorsement_codes",
-            "select code, description from endorsement_codes order by code",
-        ),
-    ];
-    let mut all = Vec::new();
-    for (table, sql) in TABLES {
-        let join = |values: Vec<Option<String>>| {
-            values
-                .into_iter()
-                .map(|v| v.unwrap_or_else(|| "∅".into()))
-                .collect::<Vec<_>>()
-                .join("|")
-        };
-        let rows: Vec<String> = match store {
-            Store::Postgres(pool) => sqlx::query(sql)
-                .fetch_all(pool)
-                .await
-                .expect(table)
-                .iter()
-                .map(|r| join((0..r.len()).map(|i| r.get(i)).collect()))
-                .collect(),
-            Store::Sqlite(pool) => sqlx::query(sql)
-                .fetch_all(pool)
-                .await
-                .expect(table)
-                .iter()
-                .map(|r| join((0..r.len()).map(|i| r.get(i)).collect()))
-                .collect(),
-        };
-        all.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
-    }
-    all
+    common::snapshot::rows(store, &common::snapshot::IMPORTED).await
 }

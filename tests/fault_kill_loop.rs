@@ -811,59 +811,12 @@ async fn wait_for_run(
 
 /// Everything an import may touch, every column, as text, in a stable order.
 async fn snapshot(store: &Store) -> Vec<String> {
-    use sqlx::Row;
-    const TABLES: [(&str, &str); 4] = [
-        (
-            "certifications",
-            "select cast(id as text), cast(employee_id as text), license_number, license_type, \
-             status, cast(issue_date as text), cast(expiration_date as text), source, \
-             cast(import_run_id as text) from certifications order by id",
-        ),
-        (
-            "endorsements",
-            "select cast(id as text), cast(certification_id as text), cast(employee_id as text), \
-             code, description, grade_level, cast(issue_date as text), \
-             cast(expiration_date as text), limits, cast(is_primary as text), source, \
-             cast(import_run_id as text) from endorsements order by id",
-        ),
-        (
-            "endorsement_codes",
-            "select code, description from endorsement_codes order by code",
-        ),
-        (
-            "employees",
-            "select cast(id as text), employee_number, state_staff_id, last_name, first_name, \
-             status, cast(job_class_id as text) from employees order by id",
-        ),
-    ];
-    let mut all = Vec::new();
-    for (table, sql) in TABLES {
-        let join = |values: Vec<Option<String>>| {
-            values
-                .into_iter()
-                .map(|v| v.unwrap_or_else(|| "∅".into()))
-                .collect::<Vec<_>>()
-                .join("|")
-        };
-        let rows: Vec<String> = match store {
-            Store::Postgres(pool) => sqlx::query(sql)
-                .fetch_all(pool)
-                .await
-                .expect(table)
-                .iter()
-                .map(|r| join((0..r.len()).map(|i| r.get(i)).collect()))
-                .collect(),
-            Store::Sqlite(pool) => sqlx::query(sql)
-                .fetch_all(pool)
-                .await
-                .expect(table)
-                .iter()
-                .map(|r| join((0..r.len()).map(|i| r.get(i)).collect()))
-                .collect(),
-        };
-        all.extend(rows.into_iter().map(|r| format!("{table}: {r}")));
-    }
-    all
+    use common::snapshot::{CERTIFICATIONS, EMPLOYEES, ENDORSEMENT_CODES, ENDORSEMENTS, rows};
+    rows(
+        store,
+        &[CERTIFICATIONS, ENDORSEMENTS, ENDORSEMENT_CODES, EMPLOYEES],
+    )
+    .await
 }
 
 fn assert_same(reference: &[String], actual: &[String], what: &str) {

@@ -103,6 +103,28 @@ pub(super) const FREE_ORPHANED: &str = "update cert_lock set state = 'FREE', run
 pub(super) const TRY_LOCK_ROW_PG: &str =
     "select id from cert_lock where id = 1 for update skip locked";
 
+/// One release on either backend's pool: the rows deleted and, when none, whether
+/// the lease exists (then it is another identity's).
+macro_rules! release_one {
+    ($pool:expr, $id:expr, $subject:expr) => {{
+        let deleted = sqlx::query(RELEASE)
+            .bind($id)
+            .bind($subject)
+            .execute($pool)
+            .await?
+            .rows_affected();
+        let exists: bool = if deleted == 0 {
+            sqlx::query_scalar(LEASE_EXISTS)
+                .bind($id)
+                .fetch_one($pool)
+                .await?
+        } else {
+            false
+        };
+        (deleted, exists)
+    }};
+}
+
 type LockTuple<T> = (String, i64, Option<i64>, T);
 /// The lock row, the epoch granted and the number of leases granted (PostgreSQL).
 type GrantTuple = (
@@ -313,41 +335,10 @@ impl Store {
     /// Ends lease `id` if `subject` took it. Idempotent: an unknown (or already
     /// released) lease is [`Release::Unknown`]; another identity's lease is left alone.
     pub async fn release_lease(&self, id: &LeaseId, subject: &str) -> Result<Release, StoreError> {
+        let (id, subject) = (id.as_str(), subject);
         let (deleted, exists) = match self {
-            Self::Postgres(pool) => {
-                let deleted = sqlx::query(RELEASE)
-                    .bind(id.as_str())
-                    .bind(subject)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-                let exists: bool = if deleted == 0 {
-                    sqlx::query_scalar(LEASE_EXISTS)
-                        .bind(id.as_str())
-                        .fetch_one(pool)
-                        .await?
-                } else {
-                    false
-                };
-                (deleted, exists)
-            }
-            Self::Sqlite(pool) => {
-                let deleted = sqlx::query(RELEASE)
-                    .bind(id.as_str())
-                    .bind(subject)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-                let exists: bool = if deleted == 0 {
-                    sqlx::query_scalar(LEASE_EXISTS)
-                        .bind(id.as_str())
-                        .fetch_one(pool)
-                        .await?
-                } else {
-                    false
-                };
-                (deleted, exists)
-            }
+            Self::Postgres(pool) => release_one!(pool, id, subject),
+            Self::Sqlite(pool) => release_one!(pool, id, subject),
         };
         Ok(match (deleted, exists) {
             (0, true) => Release::NotYours,

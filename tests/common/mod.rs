@@ -310,6 +310,7 @@ macro_rules! on_both_backends {
 
 pub mod app;
 pub mod lock;
+pub mod snapshot;
 
 /// Certification and endorsement records written by one run.
 pub async fn records_written_by(store: &Store, run_id: i64) -> i64 {
