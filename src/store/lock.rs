@@ -203,27 +203,35 @@ impl Store {
                 .collect::<Vec<_>>()
         };
         let refused = |row: &LockRow| vec![Grant::Refused(Refusal::of(row)); leases.len()];
-        let Self::Postgres(pool) = self else {
-            let mut grants = Vec::with_capacity(leases.len());
-            for lease in &leases {
-                grants.push(self.grant_sqlite(lease).await?);
+        let pool = match self {
+            Self::Postgres(pool) => pool,
+            Self::Sqlite(pool) => {
+                let mut grants = Vec::with_capacity(leases.len());
+                for lease in &leases {
+                    grants.push(self.grant_sqlite(pool, lease).await?);
+                }
+                return Ok(grants);
             }
-            return Ok(grants);
         };
+        let text = |f: fn(&NewLease) -> &str| leases.iter().map(f).collect::<Vec<_>>();
+        let instants =
+            |f: fn(&NewLease) -> Timestamp| leases.iter().map(|l| to_pg(f(l))).collect::<Vec<_>>();
+        let (ids, holders, subjects) = (
+            text(|l| l.id.as_str()),
+            text(|l| l.holder.as_str()),
+            text(|l| l.subject.as_str()),
+        );
+        let (acquired, expires) = (instants(|l| l.acquired_at), instants(|l| l.expires_at));
         // A grant that loses its race with an import looks again; should the import
         // have ended in between too, it tries again.
         for _ in 0..3 {
-            let column = |f: fn(&NewLease) -> String| leases.iter().map(f).collect::<Vec<_>>();
-            let instants = |f: fn(&NewLease) -> Timestamp| {
-                leases.iter().map(|l| to_pg(f(l))).collect::<Vec<_>>()
-            };
             let (state, epoch, run_id, changed_at, granted_epoch, count): GrantTuple =
                 sqlx::query_as(GRANT_PG)
-                    .bind(column(|l| l.id.as_str().to_owned()))
-                    .bind(column(|l| l.holder.as_str().to_owned()))
-                    .bind(column(|l| l.subject.clone()))
-                    .bind(instants(|l| l.acquired_at))
-                    .bind(instants(|l| l.expires_at))
+                    .bind(&ids)
+                    .bind(&holders)
+                    .bind(&subjects)
+                    .bind(&acquired)
+                    .bind(&expires)
                     .fetch_one(pool)
                     .await?;
             if let Some(fencing_token) = granted_epoch {
@@ -245,12 +253,11 @@ impl Store {
 
     /// SQLite's grant: a read first (an insert would wait for the replace's write
     /// lock), then the insert while the row says `FREE`.
-    async fn grant_sqlite(&self, lease: &NewLease) -> Result<Grant, StoreError> {
-        let Self::Sqlite(pool) = self else {
-            return Err(StoreError::Corrupt(
-                "SQLite's grant on another backend".into(),
-            ));
-        };
+    async fn grant_sqlite(
+        &self,
+        pool: &sqlx::SqlitePool,
+        lease: &NewLease,
+    ) -> Result<Grant, StoreError> {
         for _ in 0..3 {
             let row = self.cert_lock().await?;
             if row.state != LockState::Free {
