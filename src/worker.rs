@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
-use crate::fetch::{FetchSettings, RunLog, fetch_file};
+use crate::fetch::{FetchSettings, RunLog, begin_fetch};
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import};
 use crate::report::{ReportHeader, render_pdf};
@@ -112,6 +112,8 @@ struct RunProgress<'a> {
     phases: &'a watch::Sender<PhaseState>,
     replace_gate: Option<&'a tokio::sync::Semaphore>,
     pause_files: &'a PauseFiles,
+    /// The file cache write's outcome, once it has one.
+    cached: watch::Receiver<Option<Result<(), String>>>,
 }
 
 impl Progress for RunProgress<'_> {
@@ -127,6 +129,14 @@ impl Progress for RunProgress<'_> {
         }
         if let Some(file) = &self.pause_files.before_replace {
             pause_while_exists(file).await;
+        }
+    }
+
+    async fn ready_to_write(&self) -> Result<(), String> {
+        let mut cached = self.cached.clone();
+        match cached.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone().unwrap_or(Ok(())),
+            Err(_) => Err("the file cache write stopped unexpectedly".into()),
         }
     }
 
@@ -185,6 +195,12 @@ impl Worker {
             tracker: TaskTracker::new(),
             cancel,
         }
+    }
+
+    /// This worker's importing run, as the lease desk refuses from it
+    /// ([`crate::lock::OwnImport`]).
+    pub fn own_import(&self) -> crate::lock::OwnImport {
+        self.settings.import.lock.own.clone()
     }
 
     /// The name this worker claims runs under.
@@ -351,7 +367,7 @@ impl Worker {
             store: &self.store,
             run_id: run.id,
         };
-        let fetched = fetch_file(
+        let (fetched, pending_cache) = begin_fetch(
             source,
             &self.store,
             work_dir,
@@ -360,6 +376,17 @@ impl Worker {
             &log,
         )
         .await?;
+        // A downloaded file is stored in the file cache while the import parses; the
+        // import waits for it before it takes the lock (RunProgress::ready_to_write).
+        let (cached_tx, cached) = watch::channel(None);
+        let caching = async {
+            let result = match pending_cache {
+                Some(pending) => pending.store(&self.store, &log).await,
+                None => Ok(()),
+            };
+            let _ = cached_tx.send(Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+            result
+        };
         let input = std::fs::File::open(&fetched.file.path).map_err(RunError::WorkDir)?;
         let request = ImportRequest {
             run_id: run.id,
@@ -380,15 +407,20 @@ impl Worker {
             phases: phase,
             replace_gate: self.settings.replace_gate.as_deref(),
             pause_files: &self.settings.pause_files,
+            cached,
         };
-        let mut summary = run_import(
+        let importing = run_import(
             &self.store,
             input,
             &request,
             &self.settings.import,
             &progress,
-        )
-        .await?;
+        );
+        let (cached, imported) = tokio::join!(caching, importing);
+        // A file that could not be cached fails the run, as it did when the cache was
+        // written before the parse: the import waited for it, so nothing was written.
+        cached?;
+        let mut summary = imported?;
         summary.notes.extend(fetched.notes);
         Ok(summary)
     }

@@ -23,6 +23,7 @@ on_both_backends!(
     twenty_concurrent_run_now_calls_start_one_import,
     the_same_idempotency_key_returns_the_same_run,
     a_run_without_a_file_fails_with_a_clear_reason,
+    a_file_that_cannot_be_cached_fails_the_run_and_changes_nothing,
     deleting_a_task_keeps_its_past_runs,
     database_down_is_unavailable,
 );
@@ -516,6 +517,88 @@ async fn a_run_without_a_file_fails_with_a_clear_reason(backend: Backend) {
             .iter()
             .any(|e| e.message.contains("Curr_Lic_Eds_End_Limits_latest.csv")),
         "the near miss is noted in the run log: {:?}",
+        log.entries
+    );
+}
+
+/// The worker stores a downloaded file in the cache while the import parses; the
+/// import waits for it before taking the lock, so a cache failure still writes nothing.
+async fn a_file_that_cannot_be_cached_fails_the_run_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.seed_sample(&small_sample()).await;
+    let task = create_task(&app, "Weekly ALiS import", true).await;
+    let run_now = || async {
+        let run = app
+            .client
+            .clone()
+            .run_now(proto::RunNowRequest {
+                task_id: task.id,
+                ..Default::default()
+            })
+            .await
+            .expect("run now")
+            .into_inner()
+            .run
+            .expect("run");
+        watch_to_end(&app, run.id).await.0
+    };
+    let first = run_now().await;
+    assert_eq!(first.status, RunStatus::Succeeded as i32, "{}", first.error);
+    let before = common::snapshot::rows(&app.store, &common::snapshot::IMPORTED).await;
+
+    // A newer file (the same rows: importing them again would still write every
+    // record anew, under the new run's id) that the cache refuses to store.
+    let spec = small_sample();
+    std::fs::copy(
+        app.inbox.path().join(alis_import::sample::file_name(&spec)),
+        app.inbox
+            .path()
+            .join("Curr_Lic_Eds_End_Limits_20261201.csv"),
+    )
+    .unwrap();
+    let refuse = match backend {
+        Backend::Postgres => vec![
+            "create function refuse_cache() returns trigger language plpgsql as \
+             $$ begin raise exception 'the test refuses the file cache'; end $$",
+            "create trigger refuse_cache before insert or update on file_cache \
+             for each row execute function refuse_cache()",
+        ],
+        Backend::Sqlite => vec![
+            "create trigger refuse_cache before insert on file_cache \
+             begin select raise(abort, 'the test refuses the file cache'); end",
+        ],
+    };
+    for sql in refuse {
+        common::lock::try_sql(&app.store, sql).await.expect(sql);
+    }
+
+    let second = run_now().await;
+    assert_eq!(second.status, RunStatus::Failed as i32);
+    assert!(
+        second.error.contains("the file cache could not be used"),
+        "the run says why: {}",
+        second.error
+    );
+    assert_eq!(
+        common::snapshot::rows(&app.store, &common::snapshot::IMPORTED).await,
+        before,
+        "nothing was written"
+    );
+    assert_eq!(common::records_written_by(&app.store, second.id).await, 0);
+    let lock = app.store.cert_lock().await.expect("the lock row");
+    assert_eq!(lock.state, alis_import::lock::LockState::Free, "{lock:?}");
+    let log = app
+        .client
+        .clone()
+        .get_run_log(proto::GetRunLogRequest { run_id: second.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        log.entries
+            .iter()
+            .any(|e| e.message.contains("the file cache could not be used")),
+        "the run log has the failure: {:?}",
         log.entries
     );
 }

@@ -62,7 +62,7 @@ impl CertImportApi {
         shutdown: CancellationToken,
     ) -> Self {
         Self {
-            leases: LeaseDesk::open(store.clone()),
+            leases: LeaseDesk::open(store.clone(), worker.own_import()),
             store,
             worker,
             clock,

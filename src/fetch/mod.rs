@@ -9,7 +9,9 @@
 //!    than [`FetchSettings::max_file_size`].
 //! 3. If the cache already holds it (see below), copy the cached bytes out; otherwise
 //!    download it (the source writes a temporary name, checks the size, hashes, then
-//!    renames) and store it in the cache, which keeps the three newest files.
+//!    renames) and store it in the cache, which keeps the three newest files. The
+//!    worker stores it while the import parses ([`begin_fetch`], [`PendingCache`]),
+//!    and the import takes the lock only after it is stored.
 //! 4. If the source holds no usable ALiS file, use the newest cached file, and say so in
 //!    the run log and in [`Fetched::notes`] for the report. If the cache is empty too,
 //!    the run fails with [`FetchError::NoFile`] ("no ALiS file found").
@@ -124,12 +126,6 @@ pub struct Fetched {
 ///
 /// Every decision is written to `log`; so is a failure, so the caller need not log
 /// the returned error again.
-#[tracing::instrument(
-    name = "fetch",
-    skip_all,
-    fields(source = %source, file = Empty, from_cache = Empty, listed = Empty, ignored = Empty),
-    err
-)]
 pub async fn fetch_file(
     source: &FileSource,
     store: &Store,
@@ -138,6 +134,33 @@ pub async fn fetch_file(
     settings: &FetchSettings,
     log: &impl RunLog,
 ) -> Result<Fetched, FetchError> {
+    let (fetched, cache) = begin_fetch(source, store, work_dir, now, settings, log).await?;
+    if let Some(cache) = cache {
+        cache.store(store, log).await?;
+    }
+    Ok(fetched)
+}
+
+/// [`fetch_file`] up to the local copy: what a download leaves to store in the file
+/// cache is returned as a [`PendingCache`], for the caller to store while it reads the
+/// copy. The worker does so alongside the parse, and lets the import take the lock
+/// only once the file is cached, so that a run whose file could not be cached still
+/// writes nothing (BENCHMARKS.md: writing a 200 MB file into the cache took longer
+/// than downloading it).
+#[tracing::instrument(
+    name = "fetch",
+    skip_all,
+    fields(source = %source, file = Empty, from_cache = Empty, listed = Empty, ignored = Empty),
+    err
+)]
+pub async fn begin_fetch(
+    source: &FileSource,
+    store: &Store,
+    work_dir: &Path,
+    now: Timestamp,
+    settings: &FetchSettings,
+    log: &impl RunLog,
+) -> Result<(Fetched, Option<PendingCache>), FetchError> {
     let step = Fetch {
         source,
         store,
@@ -147,13 +170,90 @@ pub async fn fetch_file(
         log,
     };
     match step.run().await {
-        Ok(fetched) => {
+        Ok((fetched, cache)) => {
             let span = Span::current();
             span.record("file", fetched.file.name.name());
             span.record("from_cache", fetched.from_cache);
-            Ok(fetched)
+            Ok((fetched, cache))
         }
         Err(error) => Err(step.failed(error).await),
+    }
+}
+
+/// A downloaded file still to be stored in the file cache (see [`begin_fetch`]).
+#[derive(Debug)]
+#[must_use = "the downloaded file is not cached until `store` is awaited"]
+pub struct PendingCache {
+    copy: FetchedFile,
+    source_modified: Timestamp,
+    stored_at: Timestamp,
+    /// The cache's entry of the same name before the download, if any.
+    previous: Option<CachedFile>,
+    /// Whether that entry was found unusable (and so downloaded again).
+    unusable: bool,
+}
+
+impl PendingCache {
+    /// Stores the downloaded copy in the file cache, which keeps the newest
+    /// [`CACHE_KEEP`] files, after checking it still has the SHA-256 it was downloaded
+    /// with. A failure is written to the run log too.
+    #[tracing::instrument(name = "cache_write", skip_all, fields(file = self.copy.name.name()), err)]
+    pub async fn store(self, store: &Store, log: &impl RunLog) -> Result<(), FetchError> {
+        let result = self.store_unlogged(store, log).await;
+        if let Err(error) = &result
+            && let Err(log_error) = log.append(RunLogLevel::Error, &error.to_string()).await
+        {
+            tracing::error!(error = %log_error, "cannot write the cache failure to the run log");
+        }
+        result
+    }
+
+    async fn store_unlogged(&self, store: &Store, log: &impl RunLog) -> Result<(), FetchError> {
+        let copy = &self.copy;
+        let bytes = read_back(copy).await?;
+        let put = store
+            .cache_put(&NewCachedFile {
+                name: &copy.name,
+                sha256: &copy.sha256,
+                source_modified: self.source_modified,
+                stored_at: self.stored_at,
+                bytes: &bytes,
+            })
+            .await?;
+        drop(bytes);
+        let replaced = match &self.previous {
+            None => String::new(),
+            Some(_) if self.unusable => " (replacing the unusable cached copy)".to_owned(),
+            Some(old) if old.sha256 == copy.sha256_hex() => " (it was cached already with \
+                the same contents; only its modification time had changed)"
+                .to_owned(),
+            Some(old) => format!(
+                " (replacing the cached copy of the same name, SHA-256 {}: the file was \
+                 changed in the source)",
+                old.sha256
+            ),
+        };
+        let info = |message: String| async move {
+            log.append(RunLogLevel::Info, &message)
+                .await
+                .map_err(FetchError::RunLog)
+        };
+        info(format!(
+            "downloaded {:?}: {} bytes, SHA-256 {}; stored in the file cache{replaced}",
+            copy.name.name(),
+            copy.size,
+            copy.sha256_hex()
+        ))
+        .await?;
+        if !put.pruned.is_empty() {
+            let names: Vec<String> = put.pruned.iter().map(|n| format!("{n:?}")).collect();
+            info(format!(
+                "removed from the file cache, which keeps the {CACHE_KEEP} newest files: {}",
+                names.join(", ")
+            ))
+            .await?;
+        }
+        Ok(())
     }
 }
 
@@ -168,7 +268,7 @@ struct Fetch<'a, L> {
 }
 
 impl<L: RunLog> Fetch<'_, L> {
-    async fn run(&self) -> Result<Fetched, FetchError> {
+    async fn run(&self) -> Result<(Fetched, Option<PendingCache>), FetchError> {
         let listing = self.source.list().await.map_err(|cause| FetchError::List {
             location: self.source.to_string(),
             cause: Box::new(cause),
@@ -194,12 +294,15 @@ impl<L: RunLog> Fetch<'_, L> {
             Some(file) => self.take_from_source(file).await,
             // `choose_newest` passes over a recognised file only when it is too young,
             // so with none chosen, every listed one is still being written.
-            None => self.fall_back_to_cache(listed).await,
+            None => Ok((self.fall_back_to_cache(listed).await?, None)),
         }
     }
 
     /// Reuses or downloads the newest file in the source.
-    async fn take_from_source(&self, file: ListedFile) -> Result<Fetched, FetchError> {
+    async fn take_from_source(
+        &self,
+        file: ListedFile,
+    ) -> Result<(Fetched, Option<PendingCache>), FetchError> {
         if file.size > self.settings.max_file_size {
             return Err(FetchError::TooLarge {
                 name: file.name,
@@ -222,7 +325,7 @@ impl<L: RunLog> Fetch<'_, L> {
             && cached.source_modified == to_microsecond(file.modified)
         {
             match self.reuse(cached).await {
-                Ok(fetched) => return Ok(fetched),
+                Ok(fetched) => return Ok((fetched, None)),
                 Err(
                     error @ (FetchError::CachedCopyDamaged { .. }
                     | FetchError::CachedCopyGone { .. }),
@@ -246,49 +349,19 @@ impl<L: RunLog> Fetch<'_, L> {
                 name: file.name.clone(),
                 cause: Box::new(cause),
             })?;
-        let bytes = read_back(&copy).await?;
-        let put = self
-            .store
-            .cache_put(&NewCachedFile {
-                name: &copy.name,
-                sha256: &copy.sha256,
-                source_modified: file.modified,
-                stored_at: self.now,
-                bytes: &bytes,
-            })
-            .await?;
-        let replaced = match &cached {
-            None => String::new(),
-            Some(_) if unusable => " (replacing the unusable cached copy)".to_owned(),
-            Some(old) if old.sha256 == copy.sha256_hex() => " (it was cached already with \
-                the same contents; only its modification time had changed)"
-                .to_owned(),
-            Some(old) => format!(
-                " (replacing the cached copy of the same name, SHA-256 {}: the file was \
-                 changed in the source)",
-                old.sha256
-            ),
+        let cache = PendingCache {
+            copy: copy.clone(),
+            source_modified: file.modified,
+            stored_at: self.now,
+            previous: cached,
+            unusable,
         };
-        self.info(&format!(
-            "downloaded {:?}: {} bytes, SHA-256 {}; stored in the file cache{replaced}",
-            copy.name.name(),
-            copy.size,
-            copy.sha256_hex()
-        ))
-        .await?;
-        if !put.pruned.is_empty() {
-            let names: Vec<String> = put.pruned.iter().map(|n| format!("{n:?}")).collect();
-            self.info(&format!(
-                "removed from the file cache, which keeps the {CACHE_KEEP} newest files: {}",
-                names.join(", ")
-            ))
-            .await?;
-        }
-        Ok(Fetched {
+        let fetched = Fetched {
             file: copy,
             from_cache: false,
             notes: Vec::new(),
-        })
+        };
+        Ok((fetched, Some(cache)))
     }
 
     /// Uses the cached copy of the newest file, which the listing shows unchanged.

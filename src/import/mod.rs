@@ -92,6 +92,14 @@ pub trait Progress: Sync {
     /// outstanding edit leases while [`Phase::WaitingForEdits`]).
     fn detail(&self, _detail: String) {}
 
+    /// Awaited before the import takes the lock (a real run, past the guard): what the
+    /// caller must finish before anything is written. An `Err` ends the import with
+    /// [`ImportError::NotReady`], nothing written. The worker waits here for the file
+    /// cache write it runs alongside the parse; ready at once by default.
+    fn ready_to_write(&self) -> impl Future<Output = Result<(), String>> + Send {
+        std::future::ready(Ok(()))
+    }
+
     /// The replace has written everything and is about to commit: awaited inside the
     /// transaction. A test hook (to hold an import mid-replace); nothing by default.
     fn before_commit(&self) -> impl Future<Output = ()> + Send {
@@ -116,6 +124,10 @@ pub enum ImportError {
     /// The parsing task died.
     #[error("the parser stopped unexpectedly")]
     ParserTask(#[source] tokio::task::JoinError),
+    /// What the caller had to finish before the import writes failed
+    /// ([`Progress::ready_to_write`]); nothing was written.
+    #[error("{0}; nothing was written")]
+    NotReady(String),
     /// The run lost the certification lock to another process (design §6): it was
     /// declared lost and taken over. Nothing was written. The text starts "fenced".
     #[error(
@@ -177,24 +189,25 @@ where
     let parse_district = Arc::clone(&district);
     // `alis_file::parse` opens the `parse` span, under this one.
     let span = tracing::Span::current();
-    let parsed = tokio::task::spawn_blocking(move || {
+    let parsing = tokio::task::spawn_blocking(move || {
         let _entered = span.entered();
         alis_file::parse(input, &parse_settings, |id, name| {
             parse_district.keep(id, name)
         })
-    })
-    .await
-    .map_err(ImportError::ParserTask)?;
-    let mut parsed = match parsed {
+    });
+    // The guard's count of current holdings is read while the file is parsed: it does
+    // not depend on the file, and it is read before the lock either way.
+    let (parsed, before) = tokio::join!(parsing, store.holdings());
+    let mut parsed = match parsed.map_err(ImportError::ParserTask)? {
         Ok(parsed) => parsed,
         Err(rejection) => return Ok(rejected_file(&context, &rejection)),
     };
+    let before = before?;
 
     progress.enter(Phase::Planning).await;
     let plan = plan::plan_import(&district, &mut parsed);
 
     progress.enter(Phase::Guard).await;
-    let before = store.holdings().await?;
     if let Some(refusal) = guard(
         settings,
         request,
@@ -210,6 +223,10 @@ where
     let deleted = if request.dry_run {
         RecordCounts::new(before.certifications, before.endorsements)
     } else {
+        progress
+            .ready_to_write()
+            .await
+            .map_err(ImportError::NotReady)?;
         let replaced = replace_under_lock(store, request.run_id, &plan, settings, progress).await;
         if replaced.is_err() {
             // Every exit frees the lock; a fenced run's lock is another's, and stays.
@@ -238,10 +255,14 @@ async fn replace_under_lock(
     progress: &impl Progress,
 ) -> Result<RecordCounts, ImportError> {
     progress.enter(Phase::WaitingForEdits).await;
+    // This process's lease desk refuses from memory until the claim is dropped, when
+    // this function returns (crate::lock::OwnImport).
+    let claim = settings.lock.own.claim(run_id);
     let fence = hold_for_replace(store, run_id, &settings.lock, |outstanding| {
         progress.detail(outstanding_leases(outstanding));
     })
     .await?;
+    claim.held();
     progress.enter(Phase::Replacing).await;
     match store
         .replace_certifications(&fence, plan, progress.before_commit())

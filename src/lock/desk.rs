@@ -22,7 +22,7 @@ use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Grant, LeaseId, NewLease, Release};
+use super::{Grant, LeaseId, NewLease, OwnImport, Release};
 use crate::store::{Store, StoreError};
 
 /// Calls per statement at most.
@@ -35,22 +35,32 @@ const QUEUE: usize = 4096;
 pub struct LeaseDesk {
     grants: mpsc::Sender<Call<NewLease, Grant>>,
     releases: mpsc::Sender<Call<(LeaseId, String), Release>>,
+    own: OwnImport,
 }
 
 impl LeaseDesk {
     /// Opens the desk over `store`: its two clerks (grants, releases) are tasks on the
-    /// current runtime, and stop when the last handle to the desk is dropped.
-    pub fn open(store: Store) -> Self {
+    /// current runtime, and stop when the last handle to the desk is dropped. While
+    /// `own` (this process's import) wants or holds the lock, grants are refused
+    /// without a statement.
+    pub fn open(store: Store, own: OwnImport) -> Self {
         let (grants, granting) = mpsc::channel(QUEUE);
         let (releases, releasing) = mpsc::channel(QUEUE);
         tokio::spawn(serve(granting, Granting(store.clone())));
         tokio::spawn(serve(releasing, Releasing(store)));
-        Self { grants, releases }
+        Self {
+            grants,
+            releases,
+            own,
+        }
     }
 
     /// Grants `lease` unless an import wants or holds the lock, as
     /// [`Store::grant_lease`] does.
     pub async fn grant(&self, lease: NewLease) -> Result<Grant, StoreError> {
+        if let Some(refusal) = self.own.refusal() {
+            return Ok(Grant::Refused(refusal));
+        }
         ask(&self.grants, lease).await
     }
 
@@ -141,5 +151,48 @@ async fn serve<C: Clerk>(mut queue: mpsc::Receiver<Call<C::Item, C::Answer>>, cl
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{LeaseHolder, LockState};
+
+    fn lease() -> NewLease {
+        let now = jiff::Timestamp::now();
+        NewLease {
+            id: LeaseId::random(),
+            holder: LeaseHolder::parse("edit-service").expect("a valid holder"),
+            subject: "editor".into(),
+            acquired_at: now,
+            expires_at: now,
+        }
+    }
+
+    /// The store is closed: a grant that reached it would fail.
+    #[tokio::test]
+    async fn this_process_s_import_is_refused_without_a_statement() {
+        let store = Store::connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database");
+        store.close().await;
+        let own = OwnImport::default();
+        let desk = LeaseDesk::open(store, own.clone());
+
+        let claim = own.claim(42);
+        claim.held();
+        match desk.grant(lease()).await {
+            Ok(Grant::Refused(refusal)) => {
+                assert_eq!((refusal.run_id, refusal.state), (Some(42), LockState::Held));
+            }
+            other => panic!("expected a refusal from memory, got {other:?}"),
+        }
+
+        drop(claim);
+        assert!(
+            desk.grant(lease()).await.is_err(),
+            "without the claim the grant goes to the (closed) database"
+        );
     }
 }

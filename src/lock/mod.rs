@@ -34,10 +34,12 @@
 //! - this file: states, leases, refusals, settings, and the import's side;
 //! - [`lease`]: the request fields of `AcquireCertLock`/`ReleaseCertLock` as domain
 //!   types;
-//! - [`LeaseDesk`]: concurrent lease calls share database statements.
+//! - [`LeaseDesk`]: concurrent lease calls share database statements;
+//! - [`OwnImport`]: this process's own import refuses leases without a statement.
 
 mod desk;
 pub mod lease;
+mod own;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,7 @@ use crate::store::{Store, StoreError};
 
 pub use desk::LeaseDesk;
 pub use lease::{LeaseHolder, LeaseId, LeaseTtl};
+pub use own::{Claim, OwnImport};
 
 /// The message of every refusal because an import runs: the API's `FAILED_PRECONDITION`
 /// and the database triggers' error say exactly this (design §4).
@@ -185,6 +188,9 @@ pub struct LockSettings {
     /// PostgreSQL ends a replace transaction that stays idle this long (its importer
     /// hangs), so that it cannot hold the lock row, and with it the reaper, forever.
     pub replace_idle_timeout: Duration,
+    /// This process's importing run, for the lease desk to refuse from memory. The
+    /// worker's settings and the API's desk share it.
+    pub own: OwnImport,
 }
 
 impl Default for LockSettings {
@@ -194,6 +200,7 @@ impl Default for LockSettings {
             poll_interval: Duration::from_millis(100),
             clock: Arc::new(SystemClock),
             replace_idle_timeout: Duration::from_secs(60),
+            own: OwnImport::default(),
         }
     }
 }
