@@ -34,6 +34,7 @@ on_both_backends!(
     reaping_a_lost_import_frees_the_lock,
     a_failed_replace_frees_the_lock,
     leases_are_granted_and_released_in_batches,
+    grants_and_releases_share_a_batch,
 );
 
 /// Ann Smith (1001) and Bo Jones (1002) teach; Cy Lee (1003) was terminated.
@@ -612,4 +613,84 @@ async fn leases_are_granted_and_released_in_batches(backend: Backend) {
         }
     }
     assert_eq!(outstanding().await, 2);
+}
+
+/// The lease desk's mixed batch (one statement on PostgreSQL): the grants decided as
+/// one, the releases each as if alone, and an import's pending lock refusing the
+/// grants while the releases still go through.
+async fn grants_and_releases_share_a_batch(backend: Backend) {
+    let db = district(backend).await;
+    let now = Timestamp::now();
+    let lease = |subject: &str| NewLease {
+        id: LeaseId::random(),
+        holder: LeaseHolder::parse("editor").unwrap(),
+        subject: subject.into(),
+        acquired_at: now,
+        expires_at: now + SignedDuration::from_secs(60),
+    };
+    let outstanding = || async { db.store.outstanding_leases(now).await.unwrap() };
+    let first = [lease("a"), lease("b"), lease("c")];
+    db.store.grant_leases(&first).await.unwrap();
+    let epoch = db.store.cert_lock().await.unwrap().epoch;
+
+    let second = [lease("d"), lease("e")];
+    let (grants, released) = db
+        .store
+        .grant_and_release_leases(
+            &second,
+            &[
+                (first[0].id.clone(), "a".into()),
+                (first[1].id.clone(), "not b".into()),
+                (LeaseId::random(), "a".into()),
+                (first[0].id.clone(), "a".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let granted: Vec<(LeaseId, i64)> = grants
+        .into_iter()
+        .map(|grant| match grant {
+            Grant::Granted(lease) => (lease.lease.id, lease.fencing_token),
+            Grant::Refused(refusal) => panic!("refused while the lock is free: {refusal:?}"),
+        })
+        .collect();
+    let expected: Vec<(LeaseId, i64)> = second.iter().map(|l| (l.id.clone(), epoch)).collect();
+    assert_eq!(granted, expected, "in order, each at the lock's epoch");
+    assert_eq!(
+        released,
+        [
+            Release::Released,
+            Release::NotYours,
+            Release::Unknown,
+            Release::Unknown
+        ]
+    );
+    assert_eq!(outstanding().await, 4, "b, c, d and e stand");
+
+    let run = start_run(&db.store).await;
+    db.store
+        .mark_cert_lock_pending(run, now)
+        .await
+        .unwrap()
+        .expect("the lock is pending");
+    let (grants, released) = db
+        .store
+        .grant_and_release_leases(
+            &[lease("f")],
+            &[
+                (first[1].id.clone(), "b".into()),
+                (second[0].id.clone(), "d".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    match grants.as_slice() {
+        [Grant::Refused(refusal)] => assert_eq!(
+            (refusal.state, refusal.run_id),
+            (LockState::Pending, Some(run))
+        ),
+        other => panic!("expected one refusal, got {other:?}"),
+    }
+    assert_eq!(released, [Release::Released, Release::Released]);
+    assert_eq!(outstanding().await, 2, "c and e stand; f was never written");
 }

@@ -5,9 +5,12 @@
 //! One statement per call made the database's per-statement cost (a round trip, a
 //! commit) the whole price of a lease: under 64 concurrent clients the lock RPCs ran
 //! at a sixth of a health check's rate (BENCHMARKS.md). The desk queues the calls and
-//! hands whatever has queued to [`Store::grant_leases`] or [`Store::release_leases`]
-//! as one batch: a lone call goes at once, alone; under load each statement carries
-//! the calls that arrived while the previous one ran.
+//! hands whatever has queued to [`Store::grant_and_release_leases`] as one batch: a
+//! lone call goes at once, alone; under load each statement carries the calls that
+//! arrived while the previous one ran, acquires and releases together. On PostgreSQL
+//! that is one statement for both (separate statements for acquires and releases
+//! left the database's CPU per statement the limit of an edit service's
+//! acquire-then-release traffic).
 //!
 //! A batch is all or nothing for the lock's decision: the lock is `FREE` for the
 //! whole statement or for none of it, exactly as if its calls had come one after the
@@ -17,8 +20,6 @@
 //! A call whose caller gives up (a cancelled RPC) still runs with its batch: a lease
 //! granted so is simply never used, and stops counting when its TTL ends, as a lease
 //! granted to an edit service that then crashed does.
-
-use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,26 +34,18 @@ const QUEUE: usize = 4096;
 /// Grants and releases edit leases in batches (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct LeaseDesk {
-    grants: mpsc::Sender<Call<NewLease, Grant>>,
-    releases: mpsc::Sender<Call<(LeaseId, String), Release>>,
+    calls: mpsc::Sender<Call>,
     own: OwnImport,
 }
 
 impl LeaseDesk {
-    /// Opens the desk over `store`: its two clerks (grants, releases) are tasks on the
-    /// current runtime, and stop when the last handle to the desk is dropped. While
-    /// `own` (this process's import) wants or holds the lock, grants are refused
-    /// without a statement.
+    /// Opens the desk over `store`: its clerk is a task on the current runtime, and
+    /// stops when the last handle to the desk is dropped. While `own` (this process's
+    /// import) wants or holds the lock, grants are refused without a statement.
     pub fn open(store: Store, own: OwnImport) -> Self {
-        let (grants, granting) = mpsc::channel(QUEUE);
-        let (releases, releasing) = mpsc::channel(QUEUE);
-        tokio::spawn(serve(granting, Granting(store.clone())));
-        tokio::spawn(serve(releasing, Releasing(store)));
-        Self {
-            grants,
-            releases,
-            own,
-        }
+        let (calls, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(serve(queue, store));
+        Self { calls, own }
     }
 
     /// Grants `lease` unless an import wants or holds the lock, as
@@ -61,96 +54,79 @@ impl LeaseDesk {
         if let Some(refusal) = self.own.refusal() {
             return Ok(Grant::Refused(refusal));
         }
-        ask(&self.grants, lease).await
+        let (answer, answered) = oneshot::channel();
+        self.ask(Call::Grant(lease, answer), answered).await
     }
 
     /// Ends lease `id` if `subject` took it, as [`Store::release_lease`] does.
     pub async fn release(&self, id: LeaseId, subject: String) -> Result<Release, StoreError> {
-        ask(&self.releases, (id, subject)).await
+        let (answer, answered) = oneshot::channel();
+        self.ask(Call::Release(id, subject, answer), answered).await
+    }
+
+    async fn ask<A>(&self, call: Call, answered: Answered<A>) -> Result<A, StoreError> {
+        // The clerk stops only when every handle to the desk is gone, or when the
+        // runtime shuts down: either way the service is going away.
+        let closed = || StoreError::Query(sqlx::Error::PoolClosed);
+        self.calls.send(call).await.map_err(|_| closed())?;
+        answered.await.map_err(|_| closed())?
     }
 }
+
+type Answer<A> = oneshot::Sender<Result<A, StoreError>>;
+type Answered<A> = oneshot::Receiver<Result<A, StoreError>>;
 
 /// One call waiting for its batch, and where its answer goes.
 #[derive(Debug)]
-struct Call<T, A> {
-    item: T,
-    answer: oneshot::Sender<Result<A, StoreError>>,
-}
-
-async fn ask<T, A>(queue: &mpsc::Sender<Call<T, A>>, item: T) -> Result<A, StoreError> {
-    // The clerks stop only when every handle to the desk is gone, or when the
-    // runtime shuts down: either way the service is going away.
-    let closed = || StoreError::Query(sqlx::Error::PoolClosed);
-    let (answer, answered) = oneshot::channel();
-    queue
-        .send(Call { item, answer })
-        .await
-        .map_err(|_| closed())?;
-    answered.await.map_err(|_| closed())?
-}
-
-/// What a clerk does with a batch, and with one call.
-trait Clerk: Send + Sync + 'static {
-    type Item: Send + Sync + 'static;
-    type Answer: Send + 'static;
-    fn batch(
-        &self,
-        items: &[Self::Item],
-    ) -> impl Future<Output = Result<Vec<Self::Answer>, StoreError>> + Send;
-    fn one(
-        &self,
-        item: &Self::Item,
-    ) -> impl Future<Output = Result<Self::Answer, StoreError>> + Send;
-}
-
-struct Granting(Store);
-
-impl Clerk for Granting {
-    type Item = NewLease;
-    type Answer = Grant;
-    async fn batch(&self, items: &[NewLease]) -> Result<Vec<Grant>, StoreError> {
-        self.0.grant_leases(items).await
-    }
-    async fn one(&self, item: &NewLease) -> Result<Grant, StoreError> {
-        self.0.grant_lease(item).await
-    }
-}
-
-struct Releasing(Store);
-
-impl Clerk for Releasing {
-    type Item = (LeaseId, String);
-    type Answer = Release;
-    async fn batch(&self, items: &[(LeaseId, String)]) -> Result<Vec<Release>, StoreError> {
-        self.0.release_leases(items).await
-    }
-    async fn one(&self, (id, subject): &(LeaseId, String)) -> Result<Release, StoreError> {
-        self.0.release_lease(id, subject).await
-    }
+enum Call {
+    Grant(NewLease, Answer<Grant>),
+    Release(LeaseId, String, Answer<Release>),
 }
 
 /// Takes what has queued (at least one call: it waits for that), answers it as one
 /// batch, and again, until the desk closes.
-async fn serve<C: Clerk>(mut queue: mpsc::Receiver<Call<C::Item, C::Answer>>, clerk: C) {
+async fn serve(mut queue: mpsc::Receiver<Call>, store: Store) {
     let mut calls = Vec::with_capacity(MAX_BATCH);
     loop {
         if queue.recv_many(&mut calls, MAX_BATCH).await == 0 {
             return;
         }
-        let (items, answers): (Vec<C::Item>, Vec<_>) =
-            calls.drain(..).map(|call| (call.item, call.answer)).unzip();
-        match clerk.batch(&items).await {
-            Ok(results) if results.len() == items.len() => {
-                for (answer, result) in answers.into_iter().zip(results) {
-                    let _ = answer.send(Ok(result));
+        let (mut leases, mut grant_answers) = (Vec::new(), Vec::new());
+        let (mut releases, mut release_answers) = (Vec::new(), Vec::new());
+        for call in calls.drain(..) {
+            match call {
+                Call::Grant(lease, answer) => {
+                    leases.push(lease);
+                    grant_answers.push(answer);
                 }
-            }
-            _ => {
-                for (item, answer) in items.iter().zip(answers) {
-                    let _ = answer.send(clerk.one(item).await);
+                Call::Release(id, subject, answer) => {
+                    releases.push((id, subject));
+                    release_answers.push(answer);
                 }
             }
         }
+        match store.grant_and_release_leases(&leases, &releases).await {
+            Ok((grants, released))
+                if grants.len() == leases.len() && released.len() == releases.len() =>
+            {
+                answer_all(grant_answers, grants);
+                answer_all(release_answers, released);
+            }
+            _ => {
+                for (lease, answer) in leases.iter().zip(grant_answers) {
+                    let _ = answer.send(store.grant_lease(lease).await);
+                }
+                for ((id, subject), answer) in releases.iter().zip(release_answers) {
+                    let _ = answer.send(store.release_lease(id, subject).await);
+                }
+            }
+        }
+    }
+}
+
+fn answer_all<A>(answers: Vec<Answer<A>>, results: Vec<A>) {
+    for (answer, result) in answers.into_iter().zip(results) {
+        let _ = answer.send(Ok(result));
     }
 }
 

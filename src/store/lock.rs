@@ -53,6 +53,20 @@ const RELEASE_PG: &str = "delete from cert_leases c \
     using unnest($1::text[], $2::text[]) as t(id, subject) \
     where c.id = t.id and c.subject = t.subject returning c.id";
 const LEASES_STANDING_PG: &str = "select id from cert_leases where id = any($1)";
+/// PostgreSQL's grants and releases of one batch in one statement: [`GRANT_PG`] and
+/// [`RELEASE_PG`] as two data-modifying CTEs (neither sees the other's rows: a lease is
+/// released only by a call made after its grant was answered), returning the grant's
+/// columns and the ids released.
+const GRANT_AND_RELEASE_PG: &str = "with l as (select epoch from cert_lock \
+    where id = 1 and state = 'FREE' for share), \
+    g as (insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
+    select t.id, t.holder, t.subject, l.epoch, t.acquired_at, t.expires_at from l, \
+    unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) \
+    as t(id, holder, subject, acquired_at, expires_at) returning epoch), \
+    r as (delete from cert_leases c using unnest($6::text[], $7::text[]) as t(id, subject) \
+    where c.id = t.id and c.subject = t.subject returning c.id) \
+    select c.state, c.epoch, c.run_id, c.changed_at, (select min(epoch) from g), \
+    (select count(*) from g), array(select id from r) from cert_lock c where c.id = 1";
 
 /// The import's run must still be in progress for any of its lock steps.
 macro_rules! run_in_progress {
@@ -136,6 +150,17 @@ type GrantTuple = (
     i64,
 );
 
+/// [`GrantTuple`] and the ids released ([`GRANT_AND_RELEASE_PG`]).
+type GrantReleaseTuple = (
+    String,
+    i64,
+    Option<i64>,
+    chrono::DateTime<chrono::Utc>,
+    Option<i64>,
+    i64,
+    Vec<String>,
+);
+
 fn lock_row<T>(
     (state, epoch, run_id, changed_at): LockTuple<T>,
     instant: impl Fn(T) -> Result<Timestamp, StoreError>,
@@ -147,6 +172,126 @@ fn lock_row<T>(
         run_id,
         changed_at: instant(changed_at)?,
     })
+}
+
+/// A batch of leases to grant on PostgreSQL, as the grant statements bind them.
+struct Grants {
+    /// The leases, their instants truncated to what the database keeps.
+    leases: Vec<NewLease>,
+    ids: Vec<String>,
+    holders: Vec<String>,
+    subjects: Vec<String>,
+    acquired: Vec<chrono::DateTime<chrono::Utc>>,
+    expires: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Grants {
+    fn new(leases: &[NewLease]) -> Self {
+        let leases: Vec<NewLease> = leases
+            .iter()
+            .map(|lease| NewLease {
+                acquired_at: truncated(lease.acquired_at),
+                expires_at: truncated(lease.expires_at),
+                ..lease.clone()
+            })
+            .collect();
+        let text = |f: fn(&NewLease) -> &str| leases.iter().map(|l| f(l).to_owned()).collect();
+        let instants = |f: fn(&NewLease) -> Timestamp| leases.iter().map(|l| to_pg(f(l))).collect();
+        Self {
+            ids: text(|l| l.id.as_str()),
+            holders: text(|l| l.holder.as_str()),
+            subjects: text(|l| l.subject.as_str()),
+            acquired: instants(|l| l.acquired_at),
+            expires: instants(|l| l.expires_at),
+            leases,
+        }
+    }
+
+    /// Binds `$1`–`$5` of [`GRANT_PG`] and [`GRANT_AND_RELEASE_PG`].
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.holders)
+            .bind(&self.subjects)
+            .bind(&self.acquired)
+            .bind(&self.expires)
+    }
+
+    /// The answers to the batch from what the statement returned: all granted, all
+    /// refused, or `None` when the statement lost a race with an import that has
+    /// ended since (the lock reads `FREE`), to be tried again.
+    fn answer(
+        &self,
+        (state, epoch, run_id, changed_at, granted_epoch, count): GrantTuple,
+    ) -> Result<Option<Vec<Grant>>, StoreError> {
+        if let Some(fencing_token) = granted_epoch {
+            if usize::try_from(count).ok() != Some(self.leases.len()) {
+                return Err(StoreError::Corrupt(format!(
+                    "{count} of {} leases granted",
+                    self.leases.len()
+                )));
+            }
+            let granted = self
+                .leases
+                .iter()
+                .map(|lease| {
+                    Grant::Granted(Lease {
+                        lease: lease.clone(),
+                        fencing_token,
+                    })
+                })
+                .collect();
+            return Ok(Some(granted));
+        }
+        let row = lock_row((state, epoch, run_id, changed_at), from_pg)?;
+        Ok((row.state != LockState::Free).then(|| self.refused(&row)))
+    }
+
+    fn refused(&self, row: &LockRow) -> Vec<Grant> {
+        vec![Grant::Refused(Refusal::of(row)); self.leases.len()]
+    }
+}
+
+/// The answers to a batch of releases on PostgreSQL, in the order of `ids`, once
+/// `deleted` holds those deleted: one more statement tells, of the others, which
+/// stand (another identity's) and which are unknown. A lease named twice is released
+/// by the first.
+async fn released_or_why(
+    pool: &sqlx::PgPool,
+    ids: &[&str],
+    mut deleted: HashSet<String>,
+) -> Result<Vec<Release>, StoreError> {
+    let others: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !deleted.contains(*id))
+        .collect();
+    let standing: HashSet<String> = if others.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(LEASES_STANDING_PG)
+            .bind(&others)
+            .persistent(false)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(ids
+        .iter()
+        .map(|id| {
+            if deleted.remove(*id) {
+                Release::Released
+            } else if standing.contains(*id) {
+                Release::NotYours
+            } else {
+                Release::Unknown
+            }
+        })
+        .collect())
 }
 
 impl Store {
@@ -183,72 +328,76 @@ impl Store {
     /// concurrent requests share it, see [`crate::lock::LeaseDesk`]), one lease at a
     /// time on SQLite. The answers are in the order of `leases`.
     pub async fn grant_leases(&self, leases: &[NewLease]) -> Result<Vec<Grant>, StoreError> {
-        let leases: Vec<NewLease> = leases
-            .iter()
-            .map(|lease| NewLease {
-                acquired_at: truncated(lease.acquired_at),
-                expires_at: truncated(lease.expires_at),
-                ..lease.clone()
-            })
-            .collect();
-        let granted = |fencing_token| {
-            leases
-                .iter()
-                .map(|lease| {
-                    Grant::Granted(Lease {
-                        lease: lease.clone(),
-                        fencing_token,
-                    })
-                })
-                .collect::<Vec<_>>()
-        };
-        let refused = |row: &LockRow| vec![Grant::Refused(Refusal::of(row)); leases.len()];
+        let leases = Grants::new(leases);
         let pool = match self {
             Self::Postgres(pool) => pool,
             Self::Sqlite(pool) => {
-                let mut grants = Vec::with_capacity(leases.len());
-                for lease in &leases {
+                let mut grants = Vec::with_capacity(leases.leases.len());
+                for lease in &leases.leases {
                     grants.push(self.grant_sqlite(pool, lease).await?);
                 }
                 return Ok(grants);
             }
         };
-        let text = |f: fn(&NewLease) -> &str| leases.iter().map(f).collect::<Vec<_>>();
-        let instants =
-            |f: fn(&NewLease) -> Timestamp| leases.iter().map(|l| to_pg(f(l))).collect::<Vec<_>>();
-        let (ids, holders, subjects) = (
-            text(|l| l.id.as_str()),
-            text(|l| l.holder.as_str()),
-            text(|l| l.subject.as_str()),
-        );
-        let (acquired, expires) = (instants(|l| l.acquired_at), instants(|l| l.expires_at));
         // A grant that loses its race with an import looks again; should the import
         // have ended in between too, it tries again.
         for _ in 0..3 {
-            let (state, epoch, run_id, changed_at, granted_epoch, count): GrantTuple =
-                sqlx::query_as(GRANT_PG)
-                    .bind(&ids)
-                    .bind(&holders)
-                    .bind(&subjects)
-                    .bind(&acquired)
-                    .bind(&expires)
-                    .fetch_one(pool)
-                    .await?;
-            if let Some(fencing_token) = granted_epoch {
-                if usize::try_from(count).ok() != Some(leases.len()) {
-                    return Err(StoreError::Corrupt(format!(
-                        "{count} of {} leases granted",
-                        leases.len()
-                    )));
-                }
-                return Ok(granted(fencing_token));
-            }
-            let row = lock_row((state, epoch, run_id, changed_at), from_pg)?;
-            if row.state != LockState::Free {
-                return Ok(refused(&row));
+            let answer: GrantTuple = leases
+                .bind(sqlx::query_as(GRANT_PG))
+                .fetch_one(pool)
+                .await?;
+            if let Some(grants) = leases.answer(answer)? {
+                return Ok(grants);
             }
         }
-        Ok(refused(&self.cert_lock().await?))
+        Ok(leases.refused(&self.cert_lock().await?))
+    }
+
+    /// The grants and releases of one batch of the lease desk, as
+    /// [`Store::grant_leases`] and [`Store::release_leases`] answer them: on
+    /// PostgreSQL in one statement when the batch has both, so that the edit service's
+    /// acquire-then-release traffic costs the database half the statements.
+    pub async fn grant_and_release_leases(
+        &self,
+        leases: &[NewLease],
+        releases: &[(LeaseId, String)],
+    ) -> Result<(Vec<Grant>, Vec<Release>), StoreError> {
+        let pool = match self {
+            Self::Postgres(pool) if !leases.is_empty() && !releases.is_empty() => pool,
+            _ => {
+                let grants = if leases.is_empty() {
+                    Vec::new()
+                } else {
+                    self.grant_leases(leases).await?
+                };
+                let released = if releases.is_empty() {
+                    Vec::new()
+                } else {
+                    self.release_leases(releases).await?
+                };
+                return Ok((grants, released));
+            }
+        };
+        let grants = Grants::new(leases);
+        let ids: Vec<&str> = releases.iter().map(|(id, _)| id.as_str()).collect();
+        let subjects: Vec<&str> = releases.iter().map(|(_, s)| s.as_str()).collect();
+        // Planned on each call, as RELEASE_PG is.
+        let (state, epoch, run_id, changed_at, granted_epoch, count, released): GrantReleaseTuple =
+            grants
+                .bind(sqlx::query_as(GRANT_AND_RELEASE_PG))
+                .bind(&ids)
+                .bind(&subjects)
+                .persistent(false)
+                .fetch_one(pool)
+                .await?;
+        let answers =
+            match grants.answer((state, epoch, run_id, changed_at, granted_epoch, count))? {
+                Some(answers) => answers,
+                // The grants lost a race with an import: they alone are tried again.
+                None => self.grant_leases(leases).await?,
+            };
+        let released = released_or_why(pool, &ids, released.into_iter().collect()).await?;
+        Ok((answers, released))
     }
 
     /// SQLite's grant: a read first (an insert would wait for the replace's write
@@ -301,7 +450,7 @@ impl Store {
         // Planned on each call, not prepared: a plan cached while the table was
         // near empty scanned it whole, and every delete leaves a dead row behind until
         // vacuum, so under load each release got slower than the one before.
-        let mut deleted: HashSet<String> = sqlx::query_scalar(RELEASE_PG)
+        let deleted: HashSet<String> = sqlx::query_scalar(RELEASE_PG)
             .bind(&ids)
             .bind(&subjects)
             .persistent(false)
@@ -309,34 +458,7 @@ impl Store {
             .await?
             .into_iter()
             .collect();
-        let others: Vec<&str> = ids
-            .iter()
-            .copied()
-            .filter(|id| !deleted.contains(*id))
-            .collect();
-        let standing: HashSet<String> = if others.is_empty() {
-            HashSet::new()
-        } else {
-            sqlx::query_scalar(LEASES_STANDING_PG)
-                .bind(&others)
-                .persistent(false)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .collect()
-        };
-        Ok(ids
-            .iter()
-            .map(|id| {
-                if deleted.remove(*id) {
-                    Release::Released
-                } else if standing.contains(*id) {
-                    Release::NotYours
-                } else {
-                    Release::Unknown
-                }
-            })
-            .collect())
+        released_or_why(pool, &ids, deleted).await
     }
 
     /// Ends lease `id` if `subject` took it. Idempotent: an unknown (or already
