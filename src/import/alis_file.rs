@@ -9,10 +9,12 @@
 //! a small fingerprint per certification of everyone else, stay in memory.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::{HashMap, HashMapExt};
 use std::io::{self, Read, Seek, SeekFrom};
 
 use csv::ByteRecord;
@@ -966,10 +968,11 @@ fn read_row<'r>(
 // Certifications, endorsements and counts.
 // ---------------------------------------------------------------------------
 
+/// The 64-bit hash fingerprints and index keys are made of: foldhash's quality
+/// variant, fixed, so that a parse's hashes do not depend on the process (SipHash,
+/// the standard library's, took a twentieth of the parse).
 fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    value.hash(&mut hasher);
-    hasher.finish()
+    foldhash::quality::FixedState::default().hash_one(value)
 }
 
 /// A certification's key within its educator (rules §1.5), borrowed from a row.

@@ -4,7 +4,9 @@
 //! Pure: takes the active employees and the parsed file, returns a [`Plan`] that says
 //! whose records are imported, who is skipped and why, and what was left out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use serde::{Deserialize, Serialize};
 
