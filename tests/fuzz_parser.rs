@@ -184,7 +184,7 @@ impl Seek for Trickle {
     }
 }
 
-fn run_parse<R: Read + Seek>(input: R, settings: &ParseSettings, keep: KeepMode) -> Outcome {
+fn run_parse<R: Read + Seek + Send>(input: R, settings: &ParseSettings, keep: KeepMode) -> Outcome {
     let mut asked = Vec::new();
     let (result, peak_heap) = with_peak_heap(|| {
         parse(input, settings, |id, _name| {

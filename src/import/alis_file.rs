@@ -18,6 +18,8 @@ use foldhash::{HashMap, HashMapExt};
 use std::io::{self, Read, Seek, SeekFrom};
 
 use csv::ByteRecord;
+
+mod pipeline;
 use jiff::civil::Date;
 
 use super::records::{
@@ -106,6 +108,9 @@ pub enum FileRejection {
 /// (see [`Keep::NameOnly`]), and their rows are checked like those of educators not
 /// kept.
 ///
+/// Pass 2 runs on two threads: one splits the records, this one checks the rows
+/// ([`pipeline`]).
+///
 /// Memory: besides the kept educators' records, the parser holds every distinct
 /// Educator ID and, for each certification of an educator not kept, a fingerprint
 /// (a 64-bit hash of its licence columns, 16 bits of each column's own hash and its
@@ -126,30 +131,54 @@ pub enum FileRejection {
     ),
     err
 )]
-pub fn parse<R: Read + Seek, K: Into<Keep>>(
+pub fn parse<R: Read + Seek + Send, K: Into<Keep>>(
     mut input: R,
     settings: &ParseSettings,
-    keep: impl FnMut(&EducatorId, &PersonName) -> K,
+    mut keep: impl FnMut(&EducatorId, &PersonName) -> K,
 ) -> Result<ParsedFile, FileRejection> {
+    let origin = input.stream_position().map_err(unreadable)?;
+    let layout = check_encoding(&mut input, CHECK_CHUNK_BYTES)?;
+    input
+        .seek(SeekFrom::Start(origin + body_start(&layout)))
+        .map_err(unreadable)?;
+    let (collector, encoding) = match pipeline::parse(&mut input, settings, &mut keep, &layout) {
+        pipeline::Outcome::Read(read) => (*read)?,
+        pipeline::Outcome::ReadAgain => {
+            input.seek(SeekFrom::Start(origin)).map_err(unreadable)?;
+            read_sequentially(input, settings, &mut keep)?
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("data_rows", collector.data_rows as i64);
+    span.record("invalid_rows", collector.invalid_count as i64);
+    span.record("educators_kept", collector.kept.len() as i64);
+    span.record("educators_not_kept", collector.educators_not_kept as i64);
+    span.record("windows_1252", encoding == TextEncoding::Windows1252);
+    collector.finish(settings, encoding)
+}
+
+/// The two passes one after the other, on this thread: what [`pipeline`] falls back
+/// to, and what it must agree with.
+fn read_sequentially<R, F, K>(
+    mut input: R,
+    settings: &ParseSettings,
+    keep: F,
+) -> Result<(Collector<F>, TextEncoding), FileRejection>
+where
+    R: Read + Seek,
+    F: FnMut(&EducatorId, &PersonName) -> K,
+    K: Into<Keep>,
+{
+    let origin = input.stream_position().map_err(unreadable)?;
     let layout = check_layout(&mut input, CHECK_CHUNK_BYTES)?;
-    let start = if layout.has_bom {
-        UTF8_BOM.len() as u64
-    } else {
-        0
-    };
-    input.seek(SeekFrom::Start(start)).map_err(unreadable)?;
-    let encoding = if layout.is_utf8 {
-        TextEncoding::Utf8
-    } else {
-        TextEncoding::Windows1252
-    };
+    input
+        .seek(SeekFrom::Start(origin + body_start(&layout)))
+        .map_err(unreadable)?;
+    let encoding = layout.encoding();
 
     // `csv::Reader` buffers its input itself (a `BufReader` inside), so records
     // are read in chunks and never the whole file at once.
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(LineTracker::new(input));
+    let mut reader = records_of(LineTracker::new(input));
     let mut record = ByteRecord::new();
     let header = loop {
         if !next_record(&mut reader, &mut record)? {
@@ -170,14 +199,15 @@ pub fn parse<R: Read + Seek, K: Into<Keep>>(
         let line = record_line(&mut reader, &record);
         collector.add_record(line, &header, &record, encoding);
     }
+    Ok((collector, encoding))
+}
 
-    let span = tracing::Span::current();
-    span.record("data_rows", collector.data_rows as i64);
-    span.record("invalid_rows", collector.invalid_count as i64);
-    span.record("educators_kept", collector.kept.len() as i64);
-    span.record("educators_not_kept", collector.educators_not_kept as i64);
-    span.record("windows_1252", encoding == TextEncoding::Windows1252);
-    collector.finish(settings, encoding)
+/// The CSV reader of pass 2.
+fn records_of<R: Read>(input: LineTracker<R>) -> csv::Reader<LineTracker<R>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input)
 }
 
 // ---------------------------------------------------------------------------
@@ -194,21 +224,59 @@ struct Layout {
     has_bom: bool,
 }
 
+impl Layout {
+    /// How every field is decoded: UTF-8 when the whole input is UTF-8, else
+    /// Windows-1252 (rules §1.3).
+    fn encoding(&self) -> TextEncoding {
+        if self.is_utf8 {
+            TextEncoding::Utf8
+        } else {
+            TextEncoding::Windows1252
+        }
+    }
+}
+
+/// Where the records start: after the file's own BOM, if it has one.
+fn body_start(layout: &Layout) -> u64 {
+    if layout.has_bom {
+        UTF8_BOM.len() as u64
+    } else {
+        0
+    }
+}
+
 /// Reads the whole input once, `chunk_size` bytes at a time.
 ///
 /// The CSV reader itself accepts a quoted field left open at the end of the file (it
 /// takes the rest of the file as that field), which would silently swallow rows; so
 /// this pass follows the quoting and refuses such a file.
 fn check_layout<R: Read>(input: &mut R, chunk_size: usize) -> Result<Layout, FileRejection> {
-    let mut utf8 = Utf8Check::default();
     let mut quotes = QuoteCheck::new();
+    let layout = read_layout(input, chunk_size, Some(&mut quotes))?;
+    quotes.verdict()?;
+    Ok(layout)
+}
 
+/// [`check_layout`] without following the quoting: the encoding alone, for the
+/// two-thread parse ([`pipeline`]), whose reader thread follows the quoting itself.
+fn check_encoding<R: Read>(input: &mut R, chunk_size: usize) -> Result<Layout, FileRejection> {
+    read_layout(input, chunk_size, None)
+}
+
+fn read_layout<R: Read>(
+    input: &mut R,
+    chunk_size: usize,
+    mut quotes: Option<&mut QuoteCheck>,
+) -> Result<Layout, FileRejection> {
+    let mut utf8 = Utf8Check::default();
     let mut head = [0_u8; 3];
     let head_len = read_up_to(input, &mut head)?;
     let head = head.get(..head_len).unwrap_or_default();
     let has_bom = head == UTF8_BOM;
     utf8.feed(head);
-    if !has_bom {
+    if let Some(quotes) = quotes.as_deref_mut()
+        && !has_bom
+    {
         quotes.feed(head);
     }
 
@@ -222,13 +290,9 @@ fn check_layout<R: Read>(input: &mut R, chunk_size: usize) -> Result<Layout, Fil
         };
         let chunk = buffer.get(..read).ok_or_else(too_many_bytes)?;
         utf8.feed(chunk);
-        quotes.feed(chunk);
-    }
-
-    if let Some(line) = quotes.open_since() {
-        return Err(FileRejection::Unreadable(format!(
-            "a quoted field that starts on line {line} is never closed"
-        )));
+        if let Some(quotes) = quotes.as_deref_mut() {
+            quotes.feed(chunk);
+        }
     }
     Ok(Layout {
         is_utf8: utf8.finish(),
@@ -372,9 +436,15 @@ impl QuoteCheck {
         }
     }
 
-    /// The line a still-open quoted field started on.
-    fn open_since(&self) -> Option<u64> {
-        (self.state == QuoteState::InQuotes).then_some(self.opened_on)
+    /// Refuses the file when it ends inside a quoted field.
+    fn verdict(&self) -> Result<(), FileRejection> {
+        if self.state == QuoteState::InQuotes {
+            return Err(FileRejection::Unreadable(format!(
+                "a quoted field that starts on line {} is never closed",
+                self.opened_on
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -1468,6 +1538,79 @@ mod tests {
             ));
         }
         text
+    }
+
+    // --- the two-thread parse against the sequential one ---
+
+    /// The two-thread parse's result, `None` when it leaves the file to the
+    /// sequential parse, beside the sequential parse's.
+    fn both_ways(bytes: &[u8]) -> (Option<String>, String) {
+        fn keep_all(_: &EducatorId, _: &PersonName) -> bool {
+            true
+        }
+        let settings = lenient();
+        let finish = |read: Result<(Collector<_>, TextEncoding), FileRejection>| {
+            format!("{:?}", read.and_then(|(c, e)| c.finish(&settings, e)))
+        };
+        let mut input = Cursor::new(bytes);
+        let layout = check_encoding(&mut input, 7).expect("readable");
+        input.set_position(body_start(&layout));
+        let pipelined = match pipeline::parse(&mut input, &settings, keep_all, &layout) {
+            pipeline::Outcome::Read(read) => Some(finish(*read)),
+            pipeline::Outcome::ReadAgain => None,
+        };
+        let sequential = finish(read_sequentially(Cursor::new(bytes), &settings, keep_all));
+        (pipelined, sequential)
+    }
+
+    #[test]
+    fn the_two_thread_parse_decides_as_the_sequential_one_or_leaves_it_the_file() {
+        let rows = |first: &str| {
+            let mut text = format!("{HEADER}\r\n\r\n");
+            text.push_str(first);
+            for id in 0..1500 {
+                text.push_str(&format!(
+                    "{id},Last{id},First{id},L{id},Provisional,ACT,07/01/2020,06/30/2027,\
+                     2-05,,,,,\n \n"
+                ));
+            }
+            text.into_bytes()
+        };
+        let mut latin = rows("");
+        latin.extend_from_slice(b"9,Caf\xe9,Ann,L9,Provisional,ACT,07/01/2020,06/30/2027,,,,,,\n");
+        let mut accented_then_latin = rows("8,Caf\u{e9},Bo,L8,Provisional,ACT,07/01/2020,,,,,,,\n");
+        accented_then_latin.extend_from_slice(b"9,Caf\xe9,Ann,L9,Provisional,ACT,,,,,,,,\n");
+        let mut open_quote = rows("");
+        open_quote.extend_from_slice(b"9,\"Caf");
+        let mut bom = UTF8_BOM.to_vec();
+        bom.extend(rows(
+            "8,Caf\u{e9},Bo,L8,Provisional,ACT,07/01/2020,,,,,,,\n",
+        ));
+        let cases: [(&str, Vec<u8>, bool); 8] = [
+            ("UTF-8, CRLF and blank lines", rows(""), true),
+            ("with a BOM and an accent", bom, true),
+            ("ASCII, then Windows-1252", latin, true),
+            (
+                "UTF-8 accents, then Windows-1252",
+                accented_then_latin,
+                true,
+            ),
+            ("a quoted field left open", open_quote, false),
+            (
+                "a header without the columns",
+                b"a,b\n1,2\n".to_vec(),
+                false,
+            ),
+            ("nothing but blank lines", b"\n , \n\n".to_vec(), true),
+            ("no bytes", Vec::new(), true),
+        ];
+        for (name, bytes, decided_here) in cases {
+            let (pipelined, sequential) = both_ways(&bytes);
+            assert_eq!(pipelined.is_some(), decided_here, "{name}: {sequential}");
+            if let Some(pipelined) = pipelined {
+                assert_eq!(pipelined, sequential, "{name}");
+            }
+        }
     }
 
     // --- settings and messages ---
