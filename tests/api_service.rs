@@ -59,6 +59,32 @@ fn small_sample() -> SampleSpec {
     }
 }
 
+/// Starts a run of `task_id` with RunNow; returns the run as started.
+async fn start_run(app: &TestApp, request: proto::RunNowRequest) -> proto::Run {
+    app.client
+        .clone()
+        .run_now(request)
+        .await
+        .expect("run now")
+        .into_inner()
+        .run
+        .expect("run")
+}
+
+/// A run's log lines.
+async fn run_log(app: &TestApp, run_id: i64) -> Vec<String> {
+    app.client
+        .clone()
+        .get_run_log(proto::GetRunLogRequest { run_id })
+        .await
+        .expect("run log")
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|entry| entry.message)
+        .collect()
+}
+
 /// Follows a run until it ends; returns every (status, phase) seen.
 async fn watch_to_end(app: &TestApp, run_id: i64) -> (proto::Run, Vec<(i32, i32)>) {
     let mut stream = app
@@ -291,18 +317,14 @@ async fn run_now_imports_and_watch_run_follows_it_to_the_end(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed_sample(&small_sample()).await;
     let task = create_task(&app, "Weekly ALiS import", true).await;
-    let run = app
-        .client
-        .clone()
-        .run_now(proto::RunNowRequest {
+    let run = start_run(
+        &app,
+        proto::RunNowRequest {
             task_id: task.id,
             ..Default::default()
-        })
-        .await
-        .expect("run now")
-        .into_inner()
-        .run
-        .expect("run");
+        },
+    )
+    .await;
     assert_eq!(run.status, RunStatus::InProgress as i32);
     assert_eq!(run.run_by, "local");
 
@@ -364,19 +386,15 @@ async fn run_now_works_for_an_inactive_task(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed_sample(&small_sample()).await;
     let task = create_task(&app, "Manual only", false).await;
-    let run = app
-        .client
-        .clone()
-        .run_now(proto::RunNowRequest {
+    let run = start_run(
+        &app,
+        proto::RunNowRequest {
             task_id: task.id,
             dry_run: true,
             ..Default::default()
-        })
-        .await
-        .expect("run now")
-        .into_inner()
-        .run
-        .unwrap();
+        },
+    )
+    .await;
     let (last, _) = watch_to_end(&app, run.id).await;
     assert_eq!(last.status, RunStatus::Succeeded as i32, "{}", last.error);
     assert!(last.dry_run);
@@ -490,34 +508,22 @@ async fn a_run_without_a_file_fails_with_a_clear_reason(backend: Backend) {
         "x",
     )
     .unwrap();
-    let run = app
-        .client
-        .clone()
-        .run_now(proto::RunNowRequest {
+    let run = start_run(
+        &app,
+        proto::RunNowRequest {
             task_id: task.id,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
+        },
+    )
+    .await;
     let (last, _) = watch_to_end(&app, run.id).await;
     assert_eq!(last.status, RunStatus::Failed as i32);
     assert!(last.error.contains("no ALiS file found"), "{}", last.error);
-    let log = app
-        .client
-        .clone()
-        .get_run_log(proto::GetRunLogRequest { run_id: run.id })
-        .await
-        .unwrap()
-        .into_inner();
+    let log = run_log(&app, run.id).await;
     assert!(
-        log.entries
-            .iter()
-            .any(|e| e.message.contains("Curr_Lic_Eds_End_Limits_latest.csv")),
-        "the near miss is noted in the run log: {:?}",
-        log.entries
+        log.iter()
+            .any(|line| line.contains("Curr_Lic_Eds_End_Limits_latest.csv")),
+        "the near miss is noted in the run log: {log:?}"
     );
 }
 
@@ -528,19 +534,13 @@ async fn a_file_that_cannot_be_cached_fails_the_run_and_changes_nothing(backend:
     app.seed_sample(&small_sample()).await;
     let task = create_task(&app, "Weekly ALiS import", true).await;
     let run_now = || async {
-        let run = app
-            .client
-            .clone()
-            .run_now(proto::RunNowRequest {
-                task_id: task.id,
-                ..Default::default()
-            })
+        let request = proto::RunNowRequest {
+            task_id: task.id,
+            ..Default::default()
+        };
+        watch_to_end(&app, start_run(&app, request).await.id)
             .await
-            .expect("run now")
-            .into_inner()
-            .run
-            .expect("run");
-        watch_to_end(&app, run.id).await.0
+            .0
     };
     let first = run_now().await;
     assert_eq!(first.status, RunStatus::Succeeded as i32, "{}", first.error);
@@ -587,19 +587,11 @@ async fn a_file_that_cannot_be_cached_fails_the_run_and_changes_nothing(backend:
     assert_eq!(common::records_written_by(&app.store, second.id).await, 0);
     let lock = app.store.cert_lock().await.expect("the lock row");
     assert_eq!(lock.state, alis_import::lock::LockState::Free, "{lock:?}");
-    let log = app
-        .client
-        .clone()
-        .get_run_log(proto::GetRunLogRequest { run_id: second.id })
-        .await
-        .unwrap()
-        .into_inner();
+    let log = run_log(&app, second.id).await;
     assert!(
-        log.entries
-            .iter()
-            .any(|e| e.message.contains("the file cache could not be used")),
-        "the run log has the failure: {:?}",
-        log.entries
+        log.iter()
+            .any(|line| line.contains("the file cache could not be used")),
+        "the run log has the failure: {log:?}"
     );
 }
 
@@ -607,18 +599,14 @@ async fn deleting_a_task_keeps_its_past_runs(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed_sample(&small_sample()).await;
     let task = create_task(&app, "Soon deleted", true).await;
-    let run = app
-        .client
-        .clone()
-        .run_now(proto::RunNowRequest {
+    let run = start_run(
+        &app,
+        proto::RunNowRequest {
             task_id: task.id,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run
-        .unwrap();
+        },
+    )
+    .await;
     watch_to_end(&app, run.id).await;
     app.client
         .clone()

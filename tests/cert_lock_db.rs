@@ -543,25 +543,13 @@ async fn a_failed_replace_frees_the_lock(backend: Backend) {
 async fn leases_are_granted_and_released_in_batches(backend: Backend) {
     let db = district(backend).await;
     let now = Timestamp::now();
-    let lease = |subject: &str| NewLease {
-        id: LeaseId::random(),
-        holder: LeaseHolder::parse("editor").unwrap(),
-        subject: subject.into(),
-        acquired_at: now,
-        expires_at: now + SignedDuration::from_secs(60),
-    };
+    let lease = |subject: &str| new_lease(subject, now);
     let outstanding = || async { db.store.outstanding_leases(now).await.unwrap() };
 
     let batch = [lease("a"), lease("b"), lease("c")];
     let epoch = db.store.cert_lock().await.unwrap().epoch;
     let grants = db.store.grant_leases(&batch).await.unwrap();
-    let granted: Vec<(LeaseId, i64)> = grants
-        .into_iter()
-        .map(|grant| match grant {
-            Grant::Granted(lease) => (lease.lease.id, lease.fencing_token),
-            Grant::Refused(refusal) => panic!("refused while the lock is free: {refusal:?}"),
-        })
-        .collect();
+    let granted = granted_at(grants);
     let expected: Vec<(LeaseId, i64)> = batch.iter().map(|l| (l.id.clone(), epoch)).collect();
     assert_eq!(granted, expected, "in order, each at the lock's epoch");
     assert_eq!(outstanding().await, 3);
@@ -621,13 +609,7 @@ async fn leases_are_granted_and_released_in_batches(backend: Backend) {
 async fn grants_and_releases_share_a_batch(backend: Backend) {
     let db = district(backend).await;
     let now = Timestamp::now();
-    let lease = |subject: &str| NewLease {
-        id: LeaseId::random(),
-        holder: LeaseHolder::parse("editor").unwrap(),
-        subject: subject.into(),
-        acquired_at: now,
-        expires_at: now + SignedDuration::from_secs(60),
-    };
+    let lease = |subject: &str| new_lease(subject, now);
     let outstanding = || async { db.store.outstanding_leases(now).await.unwrap() };
     let first = [lease("a"), lease("b"), lease("c")];
     db.store.grant_leases(&first).await.unwrap();
@@ -647,13 +629,7 @@ async fn grants_and_releases_share_a_batch(backend: Backend) {
         )
         .await
         .unwrap();
-    let granted: Vec<(LeaseId, i64)> = grants
-        .into_iter()
-        .map(|grant| match grant {
-            Grant::Granted(lease) => (lease.lease.id, lease.fencing_token),
-            Grant::Refused(refusal) => panic!("refused while the lock is free: {refusal:?}"),
-        })
-        .collect();
+    let granted = granted_at(grants);
     let expected: Vec<(LeaseId, i64)> = second.iter().map(|l| (l.id.clone(), epoch)).collect();
     assert_eq!(granted, expected, "in order, each at the lock's epoch");
     assert_eq!(
@@ -693,4 +669,26 @@ async fn grants_and_releases_share_a_batch(backend: Backend) {
     }
     assert_eq!(released, [Release::Released, Release::Released]);
     assert_eq!(outstanding().await, 2, "c and e stand; f was never written");
+}
+
+/// A lease of `subject` for a minute from `now`.
+fn new_lease(subject: &str, now: Timestamp) -> NewLease {
+    NewLease {
+        id: LeaseId::random(),
+        holder: LeaseHolder::parse("editor").unwrap(),
+        subject: subject.into(),
+        acquired_at: now,
+        expires_at: now + SignedDuration::from_secs(60),
+    }
+}
+
+/// Each granted lease's id and fencing token; a refusal fails the test.
+fn granted_at(grants: Vec<Grant>) -> Vec<(LeaseId, i64)> {
+    grants
+        .into_iter()
+        .map(|grant| match grant {
+            Grant::Granted(lease) => (lease.lease.id, lease.fencing_token),
+            Grant::Refused(refusal) => panic!("refused while the lock is free: {refusal:?}"),
+        })
+        .collect()
 }
