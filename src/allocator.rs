@@ -8,7 +8,7 @@
 //! `MALLOC_ARENA_MAX=1`, so the per-thread arenas were the cause. mimalloc with its
 //! default purge delay (one second in mimalloc v3) still held the freed pages while
 //! the report was laid out: 295–334 MB (after a later parser change); purging within
-//! 10 ms brought the same import to about 237 MB (see [`PURGE_DELAY_MS`]).
+//! 10 ms brought the same import to about 237 MB (see `PURGE_DELAY_MS`).
 
 /// mimalloc v3's `mi_option_purge_delay`: its place in `mi_option_e` (mimalloc.h),
 /// which `libmimalloc-sys` does not name.

@@ -7,6 +7,12 @@
 //! and that no quoted field is left open at the end. The second seeks back to the
 //! start and reads one CSV record at a time; only the records of kept educators, and
 //! a small fingerprint per certification of everyone else, stay in memory.
+//!
+//! [`parse`] runs the second pass on two threads (`alis_file/pipeline.rs`): a reader thread
+//! splits the records and follows the quoting (so the first pass only learns the
+//! encoding), while the calling thread checks the rows in file order. A file that
+//! path cannot decide exactly as `read_sequentially` does both passes on one
+//! thread, as written here.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -109,7 +115,7 @@ pub enum FileRejection {
 /// kept.
 ///
 /// Pass 2 runs on two threads: one splits the records, this one checks the rows
-/// ([`pipeline`]).
+/// (`alis_file/pipeline.rs`).
 ///
 /// Memory: besides the kept educators' records, the parser holds every distinct
 /// Educator ID and, for each certification of an educator not kept, a fingerprint
