@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use alis_import::api::proto::{self, RunPhase};
 use alis_import::lock::LockState;
 use alis_import::store::{RunStatus, Store};
-use common::app::{AppOptions, TestApp, connect, spawn_app_on, spawn_app_with, test_epoch};
+use common::app::{
+    AppOptions, TestApp, connect, spawn_app, spawn_app_on, spawn_app_with, test_epoch,
+};
 use common::lock::{
     acquire, assert_refused_for, at_phase, create_task, ended, release, run_now, scalar,
     small_sample, try_sql, wait_for_run,
@@ -31,6 +33,7 @@ on_both_backends!(
     lease_requests_are_validated_and_long_ttls_capped,
     shutting_down_while_waiting_for_edits_frees_the_lock,
     shutting_down_while_holding_the_lock_frees_it,
+    the_service_stops_promptly_after_a_burst_of_leases,
 );
 
 /// Concurrent AcquireCertLock calls while an import holds the lock.
@@ -564,4 +567,29 @@ async fn shutting_down_while_waiting_for_edits_frees_the_lock(backend: Backend) 
 
 async fn shutting_down_while_holding_the_lock_frees_it(backend: Backend) {
     shutting_down_at(backend, false, "REPLACING", LockState::Held).await;
+}
+
+/// The lease desk keeps a database connection while batches follow one another; the
+/// pool waits for every connection before it closes, so the desk must hand it back
+/// once idle, or the service would never finish stopping.
+async fn the_service_stops_promptly_after_a_burst_of_leases(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut editors = tokio::task::JoinSet::new();
+    for editor in 0..32 {
+        let client = app.client.clone();
+        editors.spawn(async move {
+            for _ in 0..20 {
+                let lease = acquire(&client, &format!("editor {editor}"), None)
+                    .await
+                    .expect("lease");
+                release(&client, &lease.id).await.expect("released");
+            }
+        });
+    }
+    while let Some(done) = editors.join_next().await {
+        done.expect("editor task");
+    }
+    tokio::time::timeout(Duration::from_secs(20), app.stop())
+        .await
+        .expect("the service stops within 20 s of the last lease");
 }

@@ -87,6 +87,7 @@ enum Call {
 /// batch, and again, until the desk closes.
 async fn serve(mut queue: mpsc::Receiver<Call>, store: Store) {
     let mut calls = Vec::with_capacity(MAX_BATCH);
+    let mut connection = store.lease_connection();
     loop {
         if queue.recv_many(&mut calls, MAX_BATCH).await == 0 {
             return;
@@ -105,7 +106,13 @@ async fn serve(mut queue: mpsc::Receiver<Call>, store: Store) {
                 }
             }
         }
-        match store.grant_and_release_leases(&leases, &releases).await {
+        let answered = connection.grant_and_release(&leases, &releases).await;
+        if queue.is_empty() {
+            // Idle: the connection goes back to the pool (which waits for it when the
+            // service shuts down).
+            connection.let_go();
+        }
+        match answered {
             Ok((grants, released))
                 if grants.len() == leases.len() && released.len() == releases.len() =>
             {

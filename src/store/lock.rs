@@ -26,21 +26,6 @@ use crate::lock::{Fence, Grant, Lease, LeaseId, LockRow, LockState, NewLease, Re
 
 const LOCK_ROW: &str = "select state, epoch, run_id, changed_at from cert_lock where id = 1";
 
-/// PostgreSQL's grant of a batch of leases, one round trip: inserts them all only
-/// while the row says `FREE`, and returns the row as the statement found it with the
-/// epoch granted and the number of leases inserted (all or none). The share lock is
-/// taken only on a `FREE` row, so it never waits for an import that holds the lock,
-/// only for one marking it pending right then; after that wait the row is re-checked,
-/// nothing is inserted, and the row returned still reads `FREE` (the statement's
-/// snapshot): a lost race, tried again.
-const GRANT_PG: &str = "with l as (select epoch from cert_lock where id = 1 and state = 'FREE' \
-    for share), \
-    g as (insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
-    select t.id, t.holder, t.subject, l.epoch, t.acquired_at, t.expires_at from l, \
-    unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) \
-    as t(id, holder, subject, acquired_at, expires_at) returning epoch) \
-    select c.state, c.epoch, c.run_id, c.changed_at, (select min(epoch) from g), \
-    (select count(*) from g) from cert_lock c where c.id = 1";
 const GRANT_SQLITE: &str = "insert into cert_leases \
     (id, holder, subject, epoch, acquired_at, expires_at) \
     select $1, $2, $3, epoch, $4, $5 from cert_lock where id = 1 and state = 'FREE' \
@@ -48,25 +33,16 @@ const GRANT_SQLITE: &str = "insert into cert_leases \
 
 const RELEASE: &str = "delete from cert_leases where id = $1 and subject = $2";
 const LEASE_EXISTS: &str = "select exists (select 1 from cert_leases where id = $1)";
-/// PostgreSQL's release of a batch: the leases deleted, then which of the others stand.
-const RELEASE_PG: &str = "delete from cert_leases c \
-    using unnest($1::text[], $2::text[]) as t(id, subject) \
-    where c.id = t.id and c.subject = t.subject returning c.id";
 const LEASES_STANDING_PG: &str = "select id from cert_leases where id = any($1)";
-/// PostgreSQL's grants and releases of one batch in one statement: [`GRANT_PG`] and
-/// [`RELEASE_PG`] as two data-modifying CTEs (neither sees the other's rows: a lease is
-/// released only by a call made after its grant was answered), returning the grant's
-/// columns and the ids released.
-const GRANT_AND_RELEASE_PG: &str = "with l as (select epoch from cert_lock \
-    where id = 1 and state = 'FREE' for share), \
-    g as (insert into cert_leases (id, holder, subject, epoch, acquired_at, expires_at) \
-    select t.id, t.holder, t.subject, l.epoch, t.acquired_at, t.expires_at from l, \
-    unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) \
-    as t(id, holder, subject, acquired_at, expires_at) returning epoch), \
-    r as (delete from cert_leases c using unnest($6::text[], $7::text[]) as t(id, subject) \
-    where c.id = t.id and c.subject = t.subject returning c.id) \
-    select c.state, c.epoch, c.run_id, c.changed_at, (select min(epoch) from g), \
-    (select count(*) from g), array(select id from r) from cert_lock c where c.id = 1";
+/// PostgreSQL's grants and releases of one batch, one round trip (migration 0105
+/// describes the function): the lock row as the statement found it, the epoch granted,
+/// the number of leases inserted (all or none) and the ids released. The share lock is
+/// taken only on a `FREE` row, so it never waits for an import that holds the lock,
+/// only for one marking it pending right then; after that wait the row is re-checked,
+/// nothing is inserted, and the row returned still reads `FREE` (the statement's
+/// snapshot): a lost race, tried again.
+const LEASE_BATCH_PG: &str = "select state, epoch, run_id, changed_at, granted_epoch, granted, \
+    released from cert_lease_batch($1, $2, $3, $4, $5, $6, $7)";
 
 /// The import's run must still be in progress for any of its lock steps.
 macro_rules! run_in_progress {
@@ -150,7 +126,7 @@ type GrantTuple = (
     i64,
 );
 
-/// [`GrantTuple`] and the ids released ([`GRANT_AND_RELEASE_PG`]).
+/// [`GrantTuple`] and the ids released ([`LEASE_BATCH_PG`]).
 type GrantReleaseTuple = (
     String,
     i64,
@@ -207,7 +183,7 @@ impl Grants {
         }
     }
 
-    /// Binds `$1`–`$5` of [`GRANT_PG`] and [`GRANT_AND_RELEASE_PG`].
+    /// Binds `$1`–`$5` of [`LEASE_BATCH_PG`].
     fn bind<'q, O>(
         &'q self,
         query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
@@ -260,7 +236,7 @@ impl Grants {
 /// stand (another identity's) and which are unknown. A lease named twice is released
 /// by the first.
 async fn released_or_why(
-    pool: &sqlx::PgPool,
+    conn: &mut sqlx::PgConnection,
     ids: &[&str],
     mut deleted: HashSet<String>,
 ) -> Result<Vec<Release>, StoreError> {
@@ -275,7 +251,7 @@ async fn released_or_why(
         sqlx::query_scalar(LEASES_STANDING_PG)
             .bind(&others)
             .persistent(false)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?
             .into_iter()
             .collect()
@@ -292,6 +268,95 @@ async fn released_or_why(
             }
         })
         .collect())
+}
+
+/// [`Store::grant_and_release_leases`] on PostgreSQL, over one connection.
+async fn lease_batch_pg(
+    conn: &mut sqlx::PgConnection,
+    leases: &[NewLease],
+    releases: &[(LeaseId, String)],
+) -> Result<(Vec<Grant>, Vec<Release>), StoreError> {
+    let grants = Grants::new(leases);
+    let ids: Vec<&str> = releases.iter().map(|(id, _)| id.as_str()).collect();
+    let subjects: Vec<&str> = releases.iter().map(|(_, s)| s.as_str()).collect();
+    let mut deleted = None;
+    let mut answers = None;
+    // Grants that lose their race with an import look again (alone: the releases are
+    // done); should the import have ended in between too, they try again.
+    for _ in 0..3 {
+        let releasing = if deleted.is_none() { ids.len() } else { 0 };
+        let (state, epoch, run_id, changed_at, granted_epoch, count, released): GrantReleaseTuple =
+            grants
+                .bind(sqlx::query_as(LEASE_BATCH_PG))
+                .bind(ids.get(..releasing).unwrap_or_default())
+                .bind(subjects.get(..releasing).unwrap_or_default())
+                .fetch_one(&mut *conn)
+                .await?;
+        deleted.get_or_insert(released);
+        answers = if leases.is_empty() {
+            Some(Vec::new())
+        } else {
+            grants.answer((state, epoch, run_id, changed_at, granted_epoch, count))?
+        };
+        if answers.is_some() {
+            break;
+        }
+    }
+    let answers = match answers {
+        Some(answers) => answers,
+        None => {
+            let row = lock_row(
+                sqlx::query_as::<_, LockTuple<chrono::DateTime<chrono::Utc>>>(LOCK_ROW)
+                    .fetch_one(&mut *conn)
+                    .await?,
+                from_pg,
+            )?;
+            grants.refused(&row)
+        }
+    };
+    let deleted = deleted.unwrap_or_default().into_iter().collect();
+    let released = released_or_why(conn, &ids, deleted).await?;
+    Ok((answers, released))
+}
+
+/// The lease desk's connection ([`Store::lease_connection`]). The pool checks a
+/// connection with a round trip each time it hands one out; under load that doubled
+/// the round trips of every batch, so the desk keeps one connection while batches
+/// follow one another. It lets it go when a batch fails (to take another) and when the
+/// desk falls idle ([`LeaseConnection::let_go`]): the pool waits for every connection
+/// to come back before it closes.
+#[derive(Debug)]
+pub struct LeaseConnection {
+    store: Store,
+    kept: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+impl LeaseConnection {
+    /// [`Store::grant_and_release_leases`] on the kept connection.
+    pub async fn grant_and_release(
+        &mut self,
+        leases: &[NewLease],
+        releases: &[(LeaseId, String)],
+    ) -> Result<(Vec<Grant>, Vec<Release>), StoreError> {
+        let pool = match &self.store {
+            Store::Postgres(pool) => pool,
+            Store::Sqlite(_) => return self.store.grant_and_release_leases(leases, releases).await,
+        };
+        let conn = match &mut self.kept {
+            Some(conn) => conn,
+            None => self.kept.insert(pool.acquire().await?),
+        };
+        let answered = lease_batch_pg(conn, leases, releases).await;
+        if answered.is_err() {
+            self.let_go();
+        }
+        answered
+    }
+
+    /// Returns the kept connection to the pool.
+    pub fn let_go(&mut self) {
+        self.kept = None;
+    }
 }
 
 impl Store {
@@ -328,76 +393,49 @@ impl Store {
     /// concurrent requests share it, see [`crate::lock::LeaseDesk`]), one lease at a
     /// time on SQLite. The answers are in the order of `leases`.
     pub async fn grant_leases(&self, leases: &[NewLease]) -> Result<Vec<Grant>, StoreError> {
-        let leases = Grants::new(leases);
-        let pool = match self {
-            Self::Postgres(pool) => pool,
-            Self::Sqlite(pool) => {
-                let mut grants = Vec::with_capacity(leases.leases.len());
-                for lease in &leases.leases {
-                    grants.push(self.grant_sqlite(pool, lease).await?);
-                }
-                return Ok(grants);
-            }
-        };
-        // A grant that loses its race with an import looks again; should the import
-        // have ended in between too, it tries again.
-        for _ in 0..3 {
-            let answer: GrantTuple = leases
-                .bind(sqlx::query_as(GRANT_PG))
-                .fetch_one(pool)
-                .await?;
-            if let Some(grants) = leases.answer(answer)? {
-                return Ok(grants);
-            }
-        }
-        Ok(leases.refused(&self.cert_lock().await?))
+        Ok(self.grant_and_release_leases(leases, &[]).await?.0)
     }
 
-    /// The grants and releases of one batch of the lease desk, as
+    /// The grants and releases of one batch of the lease desk, answered as
     /// [`Store::grant_leases`] and [`Store::release_leases`] answer them: on
-    /// PostgreSQL in one statement when the batch has both, so that the edit service's
-    /// acquire-then-release traffic costs the database half the statements.
+    /// PostgreSQL one call of `cert_lease_batch` (migration 0105) for both, so that the
+    /// edit service's acquire-then-release traffic costs one statement per batch (and
+    /// one more when some releases name leases not the caller's, to tell whose they
+    /// are); on SQLite one lease at a time.
     pub async fn grant_and_release_leases(
         &self,
         leases: &[NewLease],
         releases: &[(LeaseId, String)],
     ) -> Result<(Vec<Grant>, Vec<Release>), StoreError> {
         let pool = match self {
-            Self::Postgres(pool) if !leases.is_empty() && !releases.is_empty() => pool,
-            _ => {
-                let grants = if leases.is_empty() {
-                    Vec::new()
-                } else {
-                    self.grant_leases(leases).await?
-                };
-                let released = if releases.is_empty() {
-                    Vec::new()
-                } else {
-                    self.release_leases(releases).await?
-                };
+            Self::Postgres(pool) => pool,
+            Self::Sqlite(pool) => {
+                let mut grants = Vec::with_capacity(leases.len());
+                for lease in leases {
+                    let lease = NewLease {
+                        acquired_at: truncated(lease.acquired_at),
+                        expires_at: truncated(lease.expires_at),
+                        ..lease.clone()
+                    };
+                    grants.push(self.grant_sqlite(pool, &lease).await?);
+                }
+                let mut released = Vec::with_capacity(releases.len());
+                for (id, subject) in releases {
+                    released.push(self.release_lease(id, subject).await?);
+                }
                 return Ok((grants, released));
             }
         };
-        let grants = Grants::new(leases);
-        let ids: Vec<&str> = releases.iter().map(|(id, _)| id.as_str()).collect();
-        let subjects: Vec<&str> = releases.iter().map(|(_, s)| s.as_str()).collect();
-        // Planned on each call, as RELEASE_PG is.
-        let (state, epoch, run_id, changed_at, granted_epoch, count, released): GrantReleaseTuple =
-            grants
-                .bind(sqlx::query_as(GRANT_AND_RELEASE_PG))
-                .bind(&ids)
-                .bind(&subjects)
-                .persistent(false)
-                .fetch_one(pool)
-                .await?;
-        let answers =
-            match grants.answer((state, epoch, run_id, changed_at, granted_epoch, count))? {
-                Some(answers) => answers,
-                // The grants lost a race with an import: they alone are tried again.
-                None => self.grant_leases(leases).await?,
-            };
-        let released = released_or_why(pool, &ids, released.into_iter().collect()).await?;
-        Ok((answers, released))
+        let mut conn = pool.acquire().await?;
+        lease_batch_pg(&mut conn, leases, releases).await
+    }
+
+    /// A connection for the lease desk's batches, kept from one batch to the next.
+    pub fn lease_connection(&self) -> LeaseConnection {
+        LeaseConnection {
+            store: self.clone(),
+            kept: None,
+        }
     }
 
     /// SQLite's grant: a read first (an insert would wait for the replace's write
@@ -438,27 +476,7 @@ impl Store {
         &self,
         releases: &[(LeaseId, String)],
     ) -> Result<Vec<Release>, StoreError> {
-        let Self::Postgres(pool) = self else {
-            let mut answers = Vec::with_capacity(releases.len());
-            for (id, subject) in releases {
-                answers.push(self.release_lease(id, subject).await?);
-            }
-            return Ok(answers);
-        };
-        let ids: Vec<&str> = releases.iter().map(|(id, _)| id.as_str()).collect();
-        let subjects: Vec<&str> = releases.iter().map(|(_, s)| s.as_str()).collect();
-        // Planned on each call, not prepared: a plan cached while the table was
-        // near empty scanned it whole, and every delete leaves a dead row behind until
-        // vacuum, so under load each release got slower than the one before.
-        let deleted: HashSet<String> = sqlx::query_scalar(RELEASE_PG)
-            .bind(&ids)
-            .bind(&subjects)
-            .persistent(false)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
-        released_or_why(pool, &ids, deleted).await
+        Ok(self.grant_and_release_leases(&[], releases).await?.1)
     }
 
     /// Ends lease `id` if `subject` took it. Idempotent: an unknown (or already

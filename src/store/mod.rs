@@ -34,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use erp::{Holdings, Replace};
 pub use events::{ConnectionEvent, ConnectionEventFilter, NewConnectionEvent};
 pub use file_cache::{CACHE_KEEP, CachePut, CachedFile, NewCachedFile, to_microsecond};
+pub use lock::LeaseConnection;
 pub use runs::{
     Claim, LogEntry, LogLevel, NewRun, RunFilter, RunOutcome, RunPage, RunRecord, RunStatus,
     StartedRun, TimeRange,
