@@ -293,16 +293,16 @@ impl Worker {
         let outcome = RunOutcome { status, error };
         match self
             .store
-            .finish_run_at(run.id, &outcome, summary.as_ref(), self.clock.now())
+            .finish_run_reported_at(
+                run.id,
+                &outcome,
+                summary.as_ref(),
+                pdf.as_deref(),
+                self.clock.now(),
+            )
             .await
         {
-            Ok(true) => {
-                if let Some(pdf) = pdf
-                    && let Err(error) = self.store.save_report_pdf(run.id, &pdf).await
-                {
-                    tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot store the report PDF");
-                }
-            }
+            Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(
                     run_id = run.id,

@@ -893,12 +893,14 @@ async fn finishing_stores_the_report_only_for_a_run_in_progress(backend: Backend
     let store = &db.store;
     let running = start(store, None, "ops", base()).await;
     let report = summary();
+    // The summary and the PDF are stored with the run's end, in one transaction.
     assert!(
         store
-            .finish_run_at(
+            .finish_run_reported_at(
                 running.id,
                 &outcome(RunStatus::Succeeded),
                 Some(&report),
+                Some(b"%PDF-report"),
                 mins(3)
             )
             .await
@@ -917,17 +919,31 @@ async fn finishing_stores_the_report_only_for_a_run_in_progress(backend: Backend
     assert_eq!(done.file_from_cache, Some(true));
     assert_eq!(
         store.report_summary(running.id).await.unwrap(),
-        Some(report)
+        Some(report.clone())
+    );
+    assert_eq!(
+        store.report_pdf(running.id).await.unwrap().as_deref(),
+        Some(&b"%PDF-report"[..])
     );
 
-    // A second end changes nothing.
+    // A second end changes nothing, the report included.
     assert!(
         !store
-            .finish_run_at(running.id, &outcome(RunStatus::Failed), None, mins(9))
+            .finish_run_reported_at(
+                running.id,
+                &outcome(RunStatus::Failed),
+                Some(&report),
+                Some(b"%PDF-other"),
+                mins(9)
+            )
             .await
             .unwrap()
     );
     assert_eq!(run(store, running.id).await, done);
+    assert_eq!(
+        store.report_pdf(running.id).await.unwrap().as_deref(),
+        Some(&b"%PDF-report"[..])
+    );
 
     // Nor can a waiting run be finished.
     let weekly = task(store, "Weekly", "alice", Some(hours(5))).await;

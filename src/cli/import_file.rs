@@ -157,10 +157,15 @@ impl ImportFileArgs {
         .await
         .context("rendering the PDF report")?;
         let pdf = pdf.context("rendering the PDF report")?;
-        let finished = store.finish_run(run_id, &outcome, Some(&summary)).await?;
-        if finished {
-            store.save_report_pdf(run_id, &pdf).await?;
-        }
+        let finished = store
+            .finish_run_reported_at(
+                run_id,
+                &outcome,
+                Some(&summary),
+                Some(&pdf),
+                jiff::Timestamp::now(),
+            )
+            .await?;
         store.close().await;
         if !finished {
             anyhow::bail!(

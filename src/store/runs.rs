@@ -340,26 +340,6 @@ impl Store {
 }
 
 impl Store {
-    /// Stores the PDF of a run's report beside its summary (the run must have one).
-    pub async fn save_report_pdf(&self, run_id: i64, pdf: &[u8]) -> Result<bool, StoreError> {
-        const SQL: &str = "update import_reports set pdf = $2 where run_id = $1";
-        let updated = match self {
-            Self::Postgres(pool) => sqlx::query(SQL)
-                .bind(run_id)
-                .bind(pdf)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Self::Sqlite(pool) => sqlx::query(SQL)
-                .bind(run_id)
-                .bind(pdf)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
-        Ok(updated == 1)
-    }
-
     /// The PDF of a run's report, when one was rendered.
     pub async fn report_pdf(&self, run_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         const SQL: &str = "select pdf from import_reports where run_id = $1";

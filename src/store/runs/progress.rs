@@ -28,6 +28,7 @@ const SAVE_REPORT_PG: &str = "insert into import_reports (run_id, summary) value
     on conflict (run_id) do update set summary = excluded.summary";
 const SAVE_REPORT_SQLITE: &str = "insert into import_reports (run_id, summary) values ($1, $2) \
     on conflict (run_id) do update set summary = excluded.summary";
+const SAVE_PDF: &str = "update import_reports set pdf = $2 where run_id = $1";
 
 impl Store {
     /// Records that worker `owner` is still running run `run_id` at `now`. `false`
@@ -143,6 +144,22 @@ impl Store {
         summary: Option<&Summary>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        self.finish_run_reported_at(run_id, outcome, summary, None, now)
+            .await
+    }
+
+    /// [`Store::finish_run_at`], storing the report's PDF too (with a summary) in the
+    /// same transaction: a client that sees the run ended can download its report at
+    /// once. (Stored after the run ended, a PDF could be asked for a moment before it
+    /// was there.)
+    pub async fn finish_run_reported_at(
+        &self,
+        run_id: i64,
+        outcome: &RunOutcome,
+        summary: Option<&Summary>,
+        pdf: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let json = summary
             .map(serde_json::to_string)
             .transpose()
@@ -174,6 +191,13 @@ impl Store {
                         .bind(json)
                         .execute(&mut *tx)
                         .await?;
+                    if let Some(pdf) = pdf {
+                        sqlx::query(SAVE_PDF)
+                            .bind(run_id)
+                            .bind(pdf)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
             }
@@ -199,6 +223,13 @@ impl Store {
                         .bind(json)
                         .execute(&mut *tx)
                         .await?;
+                    if let Some(pdf) = pdf {
+                        sqlx::query(SAVE_PDF)
+                            .bind(run_id)
+                            .bind(pdf)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
             }
