@@ -116,18 +116,9 @@ macro_rules! release_one {
 }
 
 type LockTuple<T> = (String, i64, Option<i64>, T);
-/// The lock row, the epoch granted and the number of leases granted (PostgreSQL).
-type GrantTuple = (
-    String,
-    i64,
-    Option<i64>,
-    chrono::DateTime<chrono::Utc>,
-    Option<i64>,
-    i64,
-);
-
-/// [`GrantTuple`] and the ids released ([`LEASE_BATCH_PG`]).
-type GrantReleaseTuple = (
+/// What [`LEASE_BATCH_PG`] returns: the lock row as the statement found it, the epoch
+/// granted and the number of leases granted, and the ids released.
+type BatchTuple = (
     String,
     i64,
     Option<i64>,
@@ -150,6 +141,16 @@ fn lock_row<T>(
     })
 }
 
+/// `lease` with its instants truncated to what the database keeps, as a grant
+/// answers it.
+fn as_stored(lease: &NewLease) -> NewLease {
+    NewLease {
+        acquired_at: truncated(lease.acquired_at),
+        expires_at: truncated(lease.expires_at),
+        ..lease.clone()
+    }
+}
+
 /// A batch of leases to grant on PostgreSQL, as the grant statements bind them.
 struct Grants {
     /// The leases, their instants truncated to what the database keeps.
@@ -163,14 +164,7 @@ struct Grants {
 
 impl Grants {
     fn new(leases: &[NewLease]) -> Self {
-        let leases: Vec<NewLease> = leases
-            .iter()
-            .map(|lease| NewLease {
-                acquired_at: truncated(lease.acquired_at),
-                expires_at: truncated(lease.expires_at),
-                ..lease.clone()
-            })
-            .collect();
+        let leases: Vec<NewLease> = leases.iter().map(as_stored).collect();
         let text = |f: fn(&NewLease) -> &str| leases.iter().map(|l| f(l).to_owned()).collect();
         let instants = |f: fn(&NewLease) -> Timestamp| leases.iter().map(|l| to_pg(f(l))).collect();
         Self {
@@ -201,7 +195,9 @@ impl Grants {
     /// ended since (the lock reads `FREE`), to be tried again.
     fn answer(
         &self,
-        (state, epoch, run_id, changed_at, granted_epoch, count): GrantTuple,
+        row: LockTuple<chrono::DateTime<chrono::Utc>>,
+        granted_epoch: Option<i64>,
+        count: i64,
     ) -> Result<Option<Vec<Grant>>, StoreError> {
         if let Some(fencing_token) = granted_epoch {
             if usize::try_from(count).ok() != Some(self.leases.len()) {
@@ -222,7 +218,7 @@ impl Grants {
                 .collect();
             return Ok(Some(granted));
         }
-        let row = lock_row((state, epoch, run_id, changed_at), from_pg)?;
+        let row = lock_row(row, from_pg)?;
         Ok((row.state != LockState::Free).then(|| self.refused(&row)))
     }
 
@@ -285,18 +281,17 @@ async fn lease_batch_pg(
     // done); should the import have ended in between too, they try again.
     for _ in 0..3 {
         let releasing = if deleted.is_none() { ids.len() } else { 0 };
-        let (state, epoch, run_id, changed_at, granted_epoch, count, released): GrantReleaseTuple =
-            grants
-                .bind(sqlx::query_as(LEASE_BATCH_PG))
-                .bind(ids.get(..releasing).unwrap_or_default())
-                .bind(subjects.get(..releasing).unwrap_or_default())
-                .fetch_one(&mut *conn)
-                .await?;
+        let (state, epoch, run_id, changed_at, granted_epoch, count, released): BatchTuple = grants
+            .bind(sqlx::query_as(LEASE_BATCH_PG))
+            .bind(ids.get(..releasing).unwrap_or_default())
+            .bind(subjects.get(..releasing).unwrap_or_default())
+            .fetch_one(&mut *conn)
+            .await?;
         deleted.get_or_insert(released);
         answers = if leases.is_empty() {
             Some(Vec::new())
         } else {
-            grants.answer((state, epoch, run_id, changed_at, granted_epoch, count))?
+            grants.answer((state, epoch, run_id, changed_at), granted_epoch, count)?
         };
         if answers.is_some() {
             break;
@@ -412,12 +407,7 @@ impl Store {
             Self::Sqlite(pool) => {
                 let mut grants = Vec::with_capacity(leases.len());
                 for lease in leases {
-                    let lease = NewLease {
-                        acquired_at: truncated(lease.acquired_at),
-                        expires_at: truncated(lease.expires_at),
-                        ..lease.clone()
-                    };
-                    grants.push(self.grant_sqlite(pool, &lease).await?);
+                    grants.push(self.grant_sqlite(pool, &as_stored(lease)).await?);
                 }
                 let mut released = Vec::with_capacity(releases.len());
                 for (id, subject) in releases {

@@ -168,70 +168,49 @@ impl Store {
         let file_name = file.map(|f| f.name.as_str());
         let file_sha256 = file.map(|f| f.sha256.as_str());
         let from_cache = file.map(|f| f.from_cache);
+        // The same statements in either backend's transaction; only the end's
+        // encoding and the summary's insert differ.
+        macro_rules! finish_in {
+            ($tx:ident, $ended_at:expr, $save_report:expr) => {{
+                let updated = sqlx::query(FINISH)
+                    .bind(run_id)
+                    .bind(outcome.status.as_str())
+                    .bind(outcome.error.as_deref())
+                    .bind(file_name)
+                    .bind(file_sha256)
+                    .bind(from_cache)
+                    .bind($ended_at)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Ok(false);
+                }
+                if let Some(json) = json {
+                    sqlx::query($save_report)
+                        .bind(run_id)
+                        .bind(json)
+                        .execute(&mut *$tx)
+                        .await?;
+                    if let Some(pdf) = pdf {
+                        sqlx::query(SAVE_PDF)
+                            .bind(run_id)
+                            .bind(pdf)
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
+                }
+                $tx.commit().await?;
+            }};
+        }
         match self {
             Self::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let updated = sqlx::query(FINISH)
-                    .bind(run_id)
-                    .bind(outcome.status.as_str())
-                    .bind(outcome.error.as_deref())
-                    .bind(file_name)
-                    .bind(file_sha256)
-                    .bind(from_cache)
-                    .bind(to_pg(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if updated == 0 {
-                    return Ok(false);
-                }
-                if let Some(json) = json {
-                    sqlx::query(SAVE_REPORT_PG)
-                        .bind(run_id)
-                        .bind(json)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(pdf) = pdf {
-                        sqlx::query(SAVE_PDF)
-                            .bind(run_id)
-                            .bind(pdf)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
+                finish_in!(tx, to_pg(now), SAVE_REPORT_PG);
             }
             Self::Sqlite(pool) => {
                 let mut tx = pool.begin_with("begin immediate").await?;
-                let updated = sqlx::query(FINISH)
-                    .bind(run_id)
-                    .bind(outcome.status.as_str())
-                    .bind(outcome.error.as_deref())
-                    .bind(file_name)
-                    .bind(file_sha256)
-                    .bind(from_cache)
-                    .bind(to_text(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if updated == 0 {
-                    return Ok(false);
-                }
-                if let Some(json) = json {
-                    sqlx::query(SAVE_REPORT_SQLITE)
-                        .bind(run_id)
-                        .bind(json)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(pdf) = pdf {
-                        sqlx::query(SAVE_PDF)
-                            .bind(run_id)
-                            .bind(pdf)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
+                finish_in!(tx, to_text(now), SAVE_REPORT_SQLITE);
             }
         }
         Ok(true)
