@@ -94,7 +94,10 @@ async fn import_file_applies_then_reports_json_with_the_stable_keys() {
         assert_eq!(json["run_date"], "2026-11-30");
         assert_eq!(json["rejected"], serde_json::Value::Null);
         assert_eq!(json["file"]["name"], "Curr_Lic_Eds_End_Limits_20261130.csv");
-        assert_eq!(json["file"]["sha256"].as_str().map(str::len), Some(64));
+        // Hashed alongside the import, from a second handle to the open file.
+        let bytes = std::fs::read(&path).unwrap();
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(json["file"]["sha256"].as_str(), Some(sha256.as_str()));
         assert!(
             json["imported"]["certifications"]
                 .as_u64()

@@ -1,17 +1,18 @@
 //! `alis-import import-file PATH`: import a local file straight into the database.
 
 use std::fmt::Write as _;
-use std::io::Read;
+use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use super::DatabaseArgs;
 use crate::import::summary::{FileInfo, Summary};
-use crate::import::{ImportRequest, ImportSettings, run_import};
+use crate::import::{ImportRequest, ImportSettings, Phase, Progress, run_import};
 use crate::report::{ReportHeader, render_pdf};
 use crate::store::{NewRun, RunOutcome, RunStatus};
 
@@ -80,9 +81,23 @@ impl ImportFileArgs {
             Some(date) => date,
             None => started_at.to_zoned_datetime(zone.clone()).date(),
         };
-        let file = file_info(&self.path)?;
         let input = std::fs::File::open(&self.path)
             .with_context(|| format!("cannot open {}", self.path.display()))?;
+        // The SHA-256 is computed alongside the parse, from a second handle to the
+        // same open file (so of the very bytes parsed, even if the path is replaced
+        // meanwhile). Nothing is written before it is known (`ready_to_write`).
+        let hashed = {
+            let file = input
+                .try_clone()
+                .with_context(|| format!("cannot open {}", self.path.display()))?;
+            let path = self.path.clone();
+            let (tell, hashed) = watch::channel(None);
+            tokio::task::spawn_blocking(move || {
+                let info = file_info(&path, &file).map_err(|e| format!("{e:#}"));
+                let _ = tell.send(Some(info));
+            });
+            HashedFile(hashed)
+        };
         let store = self.database.open().await?;
         let settings = ImportSettings {
             guard_max_drop_percent: self.guard_max_drop_percent,
@@ -101,19 +116,29 @@ impl ImportFileArgs {
             run_date,
             dry_run: self.dry_run,
             force: self.force,
-            file,
+            // The summary gets the SHA-256 below, once the hashing thread has it.
+            file: FileInfo {
+                name: file_name(&self.path),
+                sha256: String::new(),
+                from_cache: false,
+            },
         };
-        let outcome = run_import(
-            &store,
-            input,
-            &request,
-            &settings,
-            &|_: crate::import::Phase| {},
-        )
-        .await;
-        let summary = match outcome {
-            Ok(summary) => summary,
-            Err(error) => {
+        let outcome = run_import(&store, input, &request, &settings, &hashed).await;
+        let summary = match (outcome, hashed.get().await) {
+            (Ok(summary), Ok(file)) => Summary {
+                file: Some(file),
+                ..summary
+            },
+            // Only a run that wrote nothing gets here (writing waits for the hash).
+            (Ok(_), Err(error)) => {
+                let failed = RunOutcome {
+                    status: RunStatus::Failed,
+                    error: Some(error.clone()),
+                };
+                let _ended_here = store.finish_run(run_id, &failed, None).await?;
+                anyhow::bail!("import run {run_id} failed: {error}; nothing was written");
+            }
+            (Err(error), _) => {
                 let failed = RunOutcome {
                     status: RunStatus::Failed,
                     error: Some(error.to_string()),
@@ -191,27 +216,57 @@ impl ImportFileArgs {
     }
 }
 
-/// Name and SHA-256 of a local file.
-fn file_info(path: &std::path::Path) -> anyhow::Result<FileInfo> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 64 * 1024];
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if read == 0 {
-            break;
+/// The file's SHA-256 as the hashing thread reports it, for the import to wait for
+/// before it writes.
+struct HashedFile(watch::Receiver<Option<Result<FileInfo, String>>>);
+
+impl HashedFile {
+    async fn get(&self) -> Result<FileInfo, String> {
+        let mut hashed = self.0.clone();
+        match hashed.wait_for(Option::is_some).await {
+            Ok(info) => info.clone().unwrap_or_else(|| Err("not hashed".into())),
+            Err(_) => {
+                Err("the file's SHA-256 could not be computed (the hashing thread stopped)".into())
+            }
         }
-        hasher.update(&buffer[..read]);
     }
-    let name = path
-        .file_name()
+}
+
+impl Progress for HashedFile {
+    async fn enter(&self, _phase: Phase) {}
+
+    async fn ready_to_write(&self) -> Result<(), String> {
+        self.get().await.map(drop)
+    }
+}
+
+/// The name a summary gives the file at `path`.
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Name and SHA-256 of the local file at `path`, open as `file`. Reads by position,
+/// so it shares `file`'s descriptor without moving the parser's offset.
+fn file_info(path: &std::path::Path, file: &std::fs::File) -> anyhow::Result<FileInfo> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 256 * 1024];
+    let mut offset = 0;
+    loop {
+        let read = match file.read_at(&mut buffer, offset) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        hasher.update(buffer.get(..read).unwrap_or_default());
+        offset += read as u64;
+    }
     Ok(FileInfo {
-        name,
+        name: file_name(path),
         sha256: hex::encode(hasher.finalize()),
         from_cache: false,
     })

@@ -9,6 +9,12 @@ use unicode_normalization::UnicodeNormalization;
 /// accent, and with control characters (tabs, stray carriage returns) turned into spaces
 /// so they never print as missing-glyph boxes. Line feeds are kept: they end a line.
 pub(crate) fn printable(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_control() || b == b'\n')
+    {
+        return text.to_owned();
+    }
     text.nfc()
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
         .collect()
@@ -22,6 +28,13 @@ pub(crate) fn printable(text: &str) -> String {
 pub(crate) fn wrap(text: &str, max_width: f64, width: impl Fn(&str) -> f64) -> Vec<String> {
     let mut lines = Vec::new();
     for paragraph in text.split('\n') {
+        // Most table cells fit as they are: measured once, not word by word.
+        let single_spaced =
+            !paragraph.starts_with(' ') && !paragraph.ends_with(' ') && !paragraph.contains("  ");
+        if single_spaced && width(paragraph) <= max_width {
+            lines.push(paragraph.to_owned());
+            continue;
+        }
         let mut line = String::new();
         for word in paragraph.split(' ').filter(|word| !word.is_empty()) {
             let candidate = if line.is_empty() {

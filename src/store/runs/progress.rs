@@ -24,11 +24,14 @@ const FINISH: &str = "update import_runs set status = $2, error = $3, ended_at =
     file_name = coalesce($4, file_name), file_sha256 = coalesce($5, file_sha256), \
     file_from_cache = coalesce($6, file_from_cache) \
     where id = $1 and status = 'IN_PROGRESS'";
-const SAVE_REPORT_PG: &str = "insert into import_reports (run_id, summary) values ($1, $2::jsonb) \
-    on conflict (run_id) do update set summary = excluded.summary";
-const SAVE_REPORT_SQLITE: &str = "insert into import_reports (run_id, summary) values ($1, $2) \
-    on conflict (run_id) do update set summary = excluded.summary";
-const SAVE_PDF: &str = "update import_reports set pdf = $2 where run_id = $1";
+/// A run's report: its summary, and its PDF when there is one (a PDF stored earlier
+/// stays when there is none).
+const SAVE_REPORT_PG: &str = "insert into import_reports (run_id, summary, pdf) \
+    values ($1, $2::json, $3) on conflict (run_id) do update \
+    set summary = excluded.summary, pdf = coalesce(excluded.pdf, import_reports.pdf)";
+const SAVE_REPORT_SQLITE: &str = "insert into import_reports (run_id, summary, pdf) \
+    values ($1, $2, $3) on conflict (run_id) do update \
+    set summary = excluded.summary, pdf = coalesce(excluded.pdf, import_reports.pdf)";
 
 impl Store {
     /// Records that worker `owner` is still running run `run_id` at `now`. `false`
@@ -190,15 +193,9 @@ impl Store {
                     sqlx::query($save_report)
                         .bind(run_id)
                         .bind(json)
+                        .bind(pdf)
                         .execute(&mut *$tx)
                         .await?;
-                    if let Some(pdf) = pdf {
-                        sqlx::query(SAVE_PDF)
-                            .bind(run_id)
-                            .bind(pdf)
-                            .execute(&mut *$tx)
-                            .await?;
-                    }
                 }
                 $tx.commit().await?;
             }};
