@@ -348,6 +348,11 @@ impl LeaseConnection {
         answered
     }
 
+    /// Whether a connection is kept.
+    pub fn is_kept(&self) -> bool {
+        self.kept.is_some()
+    }
+
     /// Returns the kept connection to the pool.
     pub fn let_go(&mut self) {
         self.kept = None;
