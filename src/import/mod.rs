@@ -124,6 +124,9 @@ pub enum ImportError {
     /// The parsing task died.
     #[error("the parser stopped unexpectedly")]
     ParserTask(#[source] tokio::task::JoinError),
+    /// The task computing the summary died (after the replace committed).
+    #[error("computing the import summary stopped unexpectedly")]
+    SummaryTask(#[source] tokio::task::JoinError),
     /// What the caller had to finish before the import writes failed
     /// ([`Progress::ready_to_write`]); nothing was written.
     #[error("{0}; nothing was written")]
@@ -220,6 +223,16 @@ where
         return Ok(with_file_facts(summary, &parsed));
     }
 
+    // The summary depends on the replace only for the records it deletes: it is worked
+    // out on the blocking pool while the database replaces.
+    let plan = Arc::new(plan);
+    let summarising = {
+        let (context, plan) = (context.clone(), Arc::clone(&plan));
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| Summary::of_plan(&context, &plan, RecordCounts::default()))
+        })
+    };
     let deleted = if request.dry_run {
         RecordCounts::new(before.certifications, before.endorsements)
     } else {
@@ -239,10 +252,9 @@ where
     };
 
     progress.enter(Phase::Reporting).await;
-    Ok(with_file_facts(
-        Summary::of_plan(&context, &plan, deleted),
-        &parsed,
-    ))
+    let mut summary = summarising.await.map_err(ImportError::SummaryTask)?;
+    summary.deleted = deleted;
+    Ok(with_file_facts(summary, &parsed))
 }
 
 /// Rules §3 steps 2–4: takes the certification lock, replaces in one transaction that
