@@ -58,8 +58,10 @@ pub async fn start_watched(
     (run.id, updates)
 }
 
-/// RunNow, then WatchRun to the end; returns the seconds from the call to the end.
-pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64) -> f64 {
+/// RunNow, then WatchRun to the end. Returns the seconds from the call to the end as
+/// the client sees it (WatchRun looks every 200 ms), and from the run's actual start to
+/// its end as the service recorded them.
+pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64) -> (f64, f64) {
     let started = Instant::now();
     let (run_id, mut updates) = start_watched(client, task_id).await;
     while updates.message().await.expect("WatchRun stream").is_some() {}
@@ -78,7 +80,11 @@ pub async fn run_now(client: &mut CertImportServiceClient<Channel>, task_id: i64
         run_id,
         ended.error
     );
-    secs
+    let seconds = |t: Option<prost_types::Timestamp>| {
+        let t = t.expect("the run's start and end");
+        t.seconds as f64 + f64::from(t.nanos) / 1e9
+    };
+    (secs, seconds(ended.end) - seconds(ended.actual_start))
 }
 
 /// Runs the RunNow comparison on `server` (whose inbox holds the file of `rows`).
@@ -93,28 +99,33 @@ pub async fn compare(
     let mut client = CertImportServiceClient::new(server.channel().await);
     let task_id = create_task(&mut client).await;
     // Warm-up: fills the file cache, and yields the rows for the reference.
-    let warm_up = run_now(&mut client, task_id).await;
+    let (warm_up, _) = run_now(&mut client, task_id).await;
     eprintln!("  warm-up RunNow: {warm_up:.2} s");
     let certifications = psql.count("certifications");
     let endorsements = psql.count("endorsements");
     let script = psql.export_reference(work, "runnow");
 
-    let (mut ours, mut reference, mut peaks) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut recorded) = (Vec::new(), Vec::new());
+    let (mut reference, mut peaks) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for side in [round % 2, 1 - round % 2] {
             psql.maintain();
             if side == 0 {
                 process::reset_peak_rss(server.pid());
-                ours.push(run_now(&mut client, task_id).await);
+                let (seen, run) = run_now(&mut client, task_id).await;
+                ours.push(seen);
+                recorded.push(run);
                 peaks.push(process::peak_rss_mb(server.pid()));
             } else {
                 reference.push(psql.load(&script).secs());
             }
         }
         eprintln!(
-            "  round {}: RunNow {:.3} s (server peak RSS {:.0} MB), psql {:.3} s",
+            "  round {}: RunNow {:.3} s (the run itself {:.3} s; server peak RSS {:.0} MB), \
+             psql {:.3} s",
             round + 1,
             ours[round],
+            recorded[round],
             peaks[round],
             reference[round]
         );
@@ -132,6 +143,15 @@ pub async fn compare(
         ),
         "s",
         ("RunNow → run ended (gRPC, release server)", ours),
+        ("psql -1: delete + \\copy ×2", reference.clone()),
+    );
+    let run_itself = Comparison::new(
+        "the same runs, from their actual start to their end as the service recorded them",
+        "s",
+        (
+            "the run: fetch, cache, import, report, bookkeeping",
+            recorded,
+        ),
         ("psql -1: delete + \\copy ×2", reference),
     );
     section.fact(
@@ -145,8 +165,12 @@ pub async fn compare(
         "MB",
     );
     section.comparisons.push(comparison);
+    section.comparisons.push(run_itself);
     section.note(
         "RunNow has no target in the issue; its ratio to \\copy shows the fixed costs \
-         (fetch and file cache, run bookkeeping, report PDF) at a normal district's size.",
+         (fetch and file cache, run bookkeeping, report PDF) at a normal district's size. \
+         WatchRun looks at the run every 200 ms (it may run on another replica), so the \
+         call-to-end time moves in steps of that poll; the run's own recorded start and end \
+         do not.",
     );
 }

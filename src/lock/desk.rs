@@ -6,8 +6,9 @@
 //! commit) the whole price of a lease: under 64 concurrent clients the lock RPCs ran
 //! at a sixth of a health check's rate (BENCHMARKS.md). The desk queues the calls and
 //! hands whatever has queued to [`Store::grant_and_release_leases`] as one batch: a
-//! lone call goes at once, alone; under load each statement carries the calls that
-//! arrived while the previous one ran, acquires and releases together. On PostgreSQL
+//! lone call goes at once, alone (after the clerk has yielded once, so that handlers
+//! about to queue a call can join it); under load each statement carries the calls
+//! that arrived while the previous one ran, acquires and releases together. On PostgreSQL
 //! that is one statement for both (separate statements for acquires and releases
 //! left the database's CPU per statement the limit of an edit service's
 //! acquire-then-release traffic).
@@ -107,6 +108,17 @@ async fn serve(mut queue: mpsc::Receiver<Call>, store: Store) {
         };
         if received == 0 {
             return;
+        }
+        if calls.len() < MAX_BATCH {
+            // Lets the handlers that are ready run first, so that the calls they are
+            // about to queue join this batch instead of waiting out its round trip.
+            tokio::task::yield_now().await;
+            while calls.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(call) => calls.push(call),
+                    Err(_) => break,
+                }
+            }
         }
         let (mut leases, mut grant_answers) = (Vec::new(), Vec::new());
         let (mut releases, mut release_answers) = (Vec::new(), Vec::new());
