@@ -99,6 +99,37 @@ pub fn run(args: &Args, workload: &Workload, runtime: &tokio::runtime::Runtime) 
         true,
     );
     section.comparisons.push(comparison);
+
+    eprintln!(
+        "PostgreSQL: {} interleaved rounds, run_import in-process vs psql \\copy…",
+        args.rounds
+    );
+    let (in_process, reference) = interleave(
+        args.rounds,
+        |_| {
+            psql.maintain();
+            phases::import_secs(&url, full)
+        },
+        |_| {
+            psql.maintain();
+            psql.load(&script).secs()
+        },
+    );
+    assert_eq!(psql.count("certifications"), certifications);
+    let scope = Comparison::new(
+        "the same import in-process, as the issue lists it: parse, match, guard, the \
+         one-transaction replace, summary (no process start, no run bookkeeping, no PDF)",
+        "s",
+        ("run_import (in a child process, timed inside)", in_process),
+        ("psql -1: delete + \\copy ×2", reference),
+    );
+    section.check(
+        "run_import alone / psql \\copy ≤ 1.5× (median of per-round ratios)",
+        scope.ratio.median,
+        1.5,
+        true,
+    );
+    section.comparisons.push(scope);
     section.note(format!(
         "The district is {} employees over the file's first {} educators, so every \
          file size matches the same employees; the largest file's other rows are \
