@@ -286,22 +286,24 @@ impl Worker {
             summary: summary.as_ref(),
         });
         let _ = self.store.set_phase(run.id, "REPORTING").await;
-        let pdf = match &summary {
-            Some(summary) => self.render_report(&run, summary).await,
-            None => None,
-        };
         let outcome = RunOutcome { status, error };
-        match self
-            .store
-            .finish_run_reported_at(
-                run.id,
-                &outcome,
-                summary.as_ref(),
-                pdf.as_deref(),
-                self.clock.now(),
-            )
-            .await
-        {
+        let now = self.clock.now();
+        // The PDF renders while the summary is written (PostgreSQL), in the
+        // transaction that ends the run.
+        let finished = match &summary {
+            Some(summary) => {
+                let pdf = self.render_report(&run, summary);
+                self.store
+                    .finish_run_rendering(run.id, &outcome, summary, pdf, now)
+                    .await
+            }
+            None => {
+                self.store
+                    .finish_run_reported_at(run.id, &outcome, None, None, now)
+                    .await
+            }
+        };
+        match finished {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(

@@ -39,6 +39,7 @@ on_both_backends!(
     concurrent_reapers_fail_a_lost_run_once,
     phases_are_recorded_only_while_running,
     finishing_stores_the_report_only_for_a_run_in_progress,
+    finishing_while_the_pdf_renders_shows_the_report_only_with_the_end,
     overdue_runs_are_found_and_missed_ones_failed_then_replanned,
     the_runs_page_lists_newest_first_with_every_filter,
     the_runs_page_walks_every_row_once_in_pages,
@@ -955,6 +956,92 @@ async fn finishing_stores_the_report_only_for_a_run_in_progress(backend: Backend
             .unwrap()
     );
     assert_eq!(run(store, waiting.id).await.status, RunStatus::Waiting);
+}
+
+async fn finishing_while_the_pdf_renders_shows_the_report_only_with_the_end(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let store = &db.store;
+    let running = start(store, None, "ops", base()).await;
+    let report = summary();
+    // While the "renderer" works (PostgreSQL has written the summary by then, in the
+    // open transaction), another connection sees neither the report nor the end.
+    let pdf = async {
+        // Long enough for the summary's insert beside it to have run.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(store.report_summary(running.id).await.unwrap(), None);
+        assert_eq!(run(store, running.id).await.status, RunStatus::InProgress);
+        Some(b"%PDF-rendered".to_vec())
+    };
+    assert!(
+        store
+            .finish_run_rendering(
+                running.id,
+                &outcome(RunStatus::Succeeded),
+                &report,
+                pdf,
+                mins(3)
+            )
+            .await
+            .unwrap()
+    );
+    let done = run(store, running.id).await;
+    assert_eq!(
+        (done.status, done.ended_at, done.has_report),
+        (RunStatus::Succeeded, Some(mins(3)), true)
+    );
+    assert_eq!(done.file_sha256, Some("ab".repeat(32)));
+    assert_eq!(
+        store.report_summary(running.id).await.unwrap(),
+        Some(report.clone())
+    );
+    assert_eq!(
+        store.report_pdf(running.id).await.unwrap().as_deref(),
+        Some(&b"%PDF-rendered"[..])
+    );
+
+    // A second end, with another summary, changes nothing.
+    let mut other = report.clone();
+    other.notes.push("another end".into());
+    let pdf = async { Some(b"%PDF-other".to_vec()) };
+    assert!(
+        !store
+            .finish_run_rendering(
+                running.id,
+                &outcome(RunStatus::Failed),
+                &other,
+                pdf,
+                mins(9)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(run(store, running.id).await, done);
+    assert_eq!(
+        store.report_summary(running.id).await.unwrap(),
+        Some(report)
+    );
+    assert_eq!(
+        store.report_pdf(running.id).await.unwrap().as_deref(),
+        Some(&b"%PDF-rendered"[..])
+    );
+
+    // A PDF that could not be rendered: the run ends with its summary alone.
+    let second = start(store, None, "ops", mins(10)).await;
+    assert!(
+        store
+            .finish_run_rendering(
+                second.id,
+                &outcome(RunStatus::Succeeded),
+                &other,
+                async { None },
+                mins(12)
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(run(store, second.id).await.status, RunStatus::Succeeded);
+    assert_eq!(store.report_summary(second.id).await.unwrap(), Some(other));
+    assert_eq!(store.report_pdf(second.id).await.unwrap(), None);
 }
 
 async fn overdue_runs_are_found_and_missed_ones_failed_then_replanned(backend: Backend) {

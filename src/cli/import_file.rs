@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -171,25 +172,29 @@ impl ImportFileArgs {
             ended_at: Some(jiff::Timestamp::now()),
             time_zone: zone,
         };
-        // On the blocking pool, as the report module asks of async callers (and on
-        // an idle blocking thread, most often the one that parsed, whose freed memory
-        // the layout then reuses).
-        let span = tracing::Span::current();
-        let (pdf, summary) = tokio::task::spawn_blocking(move || {
-            let pdf = span.in_scope(|| render_pdf(&header, &summary));
-            (pdf, summary)
-        })
-        .await
-        .context("rendering the PDF report")?;
-        let pdf = pdf.context("rendering the PDF report")?;
+        // The PDF renders on the blocking pool (as the report module asks of async
+        // callers) while the summary is written, in the transaction that then stores
+        // the PDF and ends the run.
+        let summary = Arc::new(summary);
+        let rendering = {
+            let (span, summary) = (tracing::Span::current(), Arc::clone(&summary));
+            tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
+        };
+        let mut rendered = None;
+        let pdf = {
+            let rendered = &mut rendered;
+            async move {
+                let pdf = match rendering.await {
+                    Ok(pdf) => pdf.map_err(anyhow::Error::new),
+                    Err(stopped) => Err(anyhow::Error::new(stopped)),
+                };
+                let bytes = pdf.as_ref().ok().cloned();
+                *rendered = Some(pdf);
+                bytes
+            }
+        };
         let finished = store
-            .finish_run_reported_at(
-                run_id,
-                &outcome,
-                Some(&summary),
-                Some(&pdf),
-                jiff::Timestamp::now(),
-            )
+            .finish_run_rendering(run_id, &outcome, &summary, pdf, jiff::Timestamp::now())
             .await?;
         store.close().await;
         if !finished {
@@ -198,6 +203,16 @@ impl ImportFileArgs {
                  (its heartbeat had stopped); see the run's error"
             );
         }
+        let pdf = match rendered {
+            Some(Ok(pdf)) => pdf,
+            Some(Err(error)) => {
+                return Err(error.context(format!(
+                    "import run {run_id} ended with its summary stored, but its PDF report \
+                     could not be rendered"
+                )));
+            }
+            None => anyhow::bail!("import run {run_id}: the PDF report was never rendered"),
+        };
 
         if let Some(path) = &self.pdf {
             std::fs::write(path, &pdf)

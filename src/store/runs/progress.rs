@@ -29,6 +29,7 @@ const FINISH: &str = "update import_runs set status = $2, error = $3, ended_at =
 const SAVE_REPORT_PG: &str = "insert into import_reports (run_id, summary, pdf) \
     values ($1, $2::json, $3) on conflict (run_id) do update \
     set summary = excluded.summary, pdf = coalesce(excluded.pdf, import_reports.pdf)";
+const SAVE_PDF: &str = "update import_reports set pdf = $2 where run_id = $1";
 const SAVE_REPORT_SQLITE: &str = "insert into import_reports (run_id, summary, pdf) \
     values ($1, $2, $3) on conflict (run_id) do update \
     set summary = excluded.summary, pdf = coalesce(excluded.pdf, import_reports.pdf)";
@@ -210,6 +211,71 @@ impl Store {
                 finish_in!(tx, to_text(now), SAVE_REPORT_SQLITE);
             }
         }
+        Ok(true)
+    }
+
+    /// [`Store::finish_run_reported_at`] with the PDF still being rendered: on
+    /// PostgreSQL the summary is encoded and written while `pdf` renders, in the
+    /// transaction that then stores the PDF (when it comes: `None` ends the run with
+    /// its summary alone) and ends the run. Nothing of it is seen before that commit,
+    /// and a run that was not `IN_PROGRESS` any more is left as it was (`false`).
+    /// SQLite, whose write lock would stop every other writer while the PDF renders,
+    /// waits for the PDF first.
+    pub async fn finish_run_rendering(
+        &self,
+        run_id: i64,
+        outcome: &RunOutcome,
+        summary: &Summary,
+        pdf: impl Future<Output = Option<Vec<u8>>> + Send,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let pool = match self {
+            Self::Postgres(pool) => pool,
+            Self::Sqlite(_) => {
+                let pdf = pdf.await;
+                return self
+                    .finish_run_reported_at(run_id, outcome, Some(summary), pdf.as_deref(), now)
+                    .await;
+            }
+        };
+        let file = summary.file.as_ref();
+        let mut tx = pool.begin().await?;
+        // `pdf` first: a renderer that starts when polled starts now.
+        let (pdf, saved) = tokio::join!(pdf, async {
+            let json =
+                serde_json::to_string(summary).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(SAVE_REPORT_PG)
+                .bind(run_id)
+                .bind(json)
+                .bind(None::<&[u8]>)
+                .execute(&mut *tx)
+                .await?;
+            Ok::<_, StoreError>(())
+        });
+        saved?;
+        let updated = sqlx::query(FINISH)
+            .bind(run_id)
+            .bind(outcome.status.as_str())
+            .bind(outcome.error.as_deref())
+            .bind(file.map(|f| f.name.as_str()))
+            .bind(file.map(|f| f.sha256.as_str()))
+            .bind(file.map(|f| f.from_cache))
+            .bind(to_pg(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            // Rolled back with the summary: the run had ended elsewhere.
+            return Ok(false);
+        }
+        if let Some(pdf) = pdf {
+            sqlx::query(SAVE_PDF)
+                .bind(run_id)
+                .bind(pdf)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(true)
     }
 }
