@@ -180,17 +180,25 @@ impl ImportFileArgs {
             let (span, summary) = (tracing::Span::current(), Arc::clone(&summary));
             tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
         };
-        let mut rendered = None;
+        // What became of the PDF, and a copy of it when `--pdf` asks for one.
+        let (mut failed, mut copy) = (None, None);
         let pdf = {
-            let rendered = &mut rendered;
+            let (failed, copy, wanted) = (&mut failed, &mut copy, self.pdf.is_some());
             async move {
-                let pdf = match rendering.await {
+                let rendered = match rendering.await {
                     Ok(pdf) => pdf.map_err(anyhow::Error::new),
                     Err(stopped) => Err(anyhow::Error::new(stopped)),
                 };
-                let bytes = pdf.as_ref().ok().cloned();
-                *rendered = Some(pdf);
-                bytes
+                match rendered {
+                    Ok(pdf) => {
+                        *copy = wanted.then(|| pdf.clone());
+                        Some(pdf)
+                    }
+                    Err(error) => {
+                        *failed = Some(error);
+                        None
+                    }
+                }
             }
         };
         let finished = store
@@ -203,19 +211,15 @@ impl ImportFileArgs {
                  (its heartbeat had stopped); see the run's error"
             );
         }
-        let pdf = match rendered {
-            Some(Ok(pdf)) => pdf,
-            Some(Err(error)) => {
-                return Err(error.context(format!(
-                    "import run {run_id} ended with its summary stored, but its PDF report \
-                     could not be rendered"
-                )));
-            }
-            None => anyhow::bail!("import run {run_id}: the PDF report was never rendered"),
-        };
+        if let Some(error) = failed {
+            return Err(error.context(format!(
+                "import run {run_id} ended with its summary stored, but its PDF report \
+                 could not be rendered"
+            )));
+        }
 
-        if let Some(path) = &self.pdf {
-            std::fs::write(path, &pdf)
+        if let (Some(path), Some(pdf)) = (&self.pdf, &copy) {
+            std::fs::write(path, pdf)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         if self.json {

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 
-use crate::import::summary::Summary;
+use crate::import::summary::{FileInfo, Summary};
 use crate::store::instant::{to_pg, to_text};
 use crate::store::{RunOutcome, Store, StoreError};
 
@@ -33,6 +33,25 @@ const SAVE_PDF: &str = "update import_reports set pdf = $2 where run_id = $1";
 const SAVE_REPORT_SQLITE: &str = "insert into import_reports (run_id, summary, pdf) \
     values ($1, $2, $3) on conflict (run_id) do update \
     set summary = excluded.summary, pdf = coalesce(excluded.pdf, import_reports.pdf)";
+
+/// Runs [`FINISH`] in `$tx`, either backend's transaction, with the end's time
+/// encoded for it: how many runs it ended (0 when the run was not in progress).
+macro_rules! end_run {
+    ($tx:ident, $run_id:expr, $outcome:expr, $file:expr, $ended_at:expr) => {{
+        let file: Option<&FileInfo> = $file;
+        sqlx::query(FINISH)
+            .bind($run_id)
+            .bind($outcome.status.as_str())
+            .bind($outcome.error.as_deref())
+            .bind(file.map(|f| f.name.as_str()))
+            .bind(file.map(|f| f.sha256.as_str()))
+            .bind(file.map(|f| f.from_cache))
+            .bind($ended_at)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected()
+    }};
+}
 
 impl Store {
     /// Records that worker `owner` is still running run `run_id` at `now`. `false`
@@ -169,25 +188,11 @@ impl Store {
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let file = summary.and_then(|s| s.file.as_ref());
-        let file_name = file.map(|f| f.name.as_str());
-        let file_sha256 = file.map(|f| f.sha256.as_str());
-        let from_cache = file.map(|f| f.from_cache);
         // The same statements in either backend's transaction; only the end's
         // encoding and the summary's insert differ.
         macro_rules! finish_in {
             ($tx:ident, $ended_at:expr, $save_report:expr) => {{
-                let updated = sqlx::query(FINISH)
-                    .bind(run_id)
-                    .bind(outcome.status.as_str())
-                    .bind(outcome.error.as_deref())
-                    .bind(file_name)
-                    .bind(file_sha256)
-                    .bind(from_cache)
-                    .bind($ended_at)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                if updated == 0 {
+                if end_run!($tx, run_id, outcome, file, $ended_at) == 0 {
                     return Ok(false);
                 }
                 if let Some(json) = json {
@@ -238,7 +243,6 @@ impl Store {
                     .await;
             }
         };
-        let file = summary.file.as_ref();
         let mut tx = pool.begin().await?;
         // `pdf` first: a renderer that starts when polled starts now.
         let (pdf, saved) = tokio::join!(pdf, async {
@@ -253,18 +257,7 @@ impl Store {
             Ok::<_, StoreError>(())
         });
         saved?;
-        let updated = sqlx::query(FINISH)
-            .bind(run_id)
-            .bind(outcome.status.as_str())
-            .bind(outcome.error.as_deref())
-            .bind(file.map(|f| f.name.as_str()))
-            .bind(file.map(|f| f.sha256.as_str()))
-            .bind(file.map(|f| f.from_cache))
-            .bind(to_pg(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if updated == 0 {
+        if end_run!(tx, run_id, outcome, summary.file.as_ref(), to_pg(now)) == 0 {
             // Rolled back with the summary: the run had ended elsewhere.
             return Ok(false);
         }
