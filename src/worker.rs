@@ -12,7 +12,7 @@
 //! of design §6. If the process dies instead, the reaper of another replica frees it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::fetch::{FetchSettings, RunLog, begin_fetch};
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import};
-use crate::report::{PdfDraft, ReportHeader};
+use crate::report::{ReportHeader, render_pdf};
 use crate::source::{CredentialsError, FileSource, SourceFactory};
 use crate::store::{LogLevel, RunOutcome, RunRecord, RunStatus, Store, StoreError};
 
@@ -114,10 +114,6 @@ struct RunProgress<'a> {
     pause_files: &'a PauseFiles,
     /// The file cache write's outcome, once it has one.
     cached: watch::Receiver<Option<Result<(), String>>>,
-    /// The report's header, but for the run's end.
-    report: ReportHeader,
-    /// The report, drafted while the database replaces.
-    draft: &'a OnceLock<PdfDraft>,
 }
 
 impl Progress for RunProgress<'_> {
@@ -153,12 +149,6 @@ impl Progress for RunProgress<'_> {
         if let Some(file) = &self.pause_files.before_commit {
             pause_while_exists(file).await;
         }
-    }
-
-    fn summary_ahead(&self, summary: &Arc<Summary>) {
-        let _ = self
-            .draft
-            .set(PdfDraft::start(self.report.clone(), Arc::clone(summary)));
     }
 }
 
@@ -246,9 +236,8 @@ impl Worker {
     pub async fn execute(&self, run: RunRecord) {
         let started = std::time::Instant::now();
         let (phase_tx, phase_rx) = watch::channel((Phase::Fetching, None));
-        let draft = OnceLock::new();
         let outcome = tokio::select! {
-            result = self.import(&run, &phase_tx, &draft) => Some(result),
+            result = self.import(&run, &phase_tx) => Some(result),
             () = self.keep_alive(run.id) => None,
             () = self.write_phases(run.id, phase_rx) => None,
             () = self.cancel.cancelled() => Some(Err(RunError::Cancelled)),
@@ -282,12 +271,8 @@ impl Worker {
         };
         let (status, error, summary) = match result {
             Ok(summary) => match &summary.rejected {
-                None => (RunStatus::Succeeded, None, Some(Arc::new(summary))),
-                Some(reason) => (
-                    RunStatus::Failed,
-                    Some(reason.clone()),
-                    Some(Arc::new(summary)),
-                ),
+                None => (RunStatus::Succeeded, None, Some(summary)),
+                Some(reason) => (RunStatus::Failed, Some(reason.clone()), Some(summary)),
             },
             Err(error) => {
                 tracing::error!(run_id = run.id, error = ?error, "run failed");
@@ -298,7 +283,7 @@ impl Worker {
             status,
             dry_run: run.dry_run,
             duration: started.elapsed(),
-            summary: summary.as_deref(),
+            summary: summary.as_ref(),
         });
         let _ = self.store.set_phase(run.id, "REPORTING").await;
         let outcome = RunOutcome { status, error };
@@ -307,7 +292,7 @@ impl Worker {
         // transaction that ends the run.
         let finished = match &summary {
             Some(summary) => {
-                let pdf = self.render_report(&run, Arc::clone(summary), draft.into_inner());
+                let pdf = self.render_report(&run, summary);
                 self.store
                     .finish_run_rendering(run.id, &outcome, summary, pdf, now)
                     .await
@@ -355,7 +340,6 @@ impl Worker {
         &self,
         run: &RunRecord,
         phase: &watch::Sender<PhaseState>,
-        draft: &OnceLock<PdfDraft>,
     ) -> Result<Summary, RunError> {
         let _ = phase.send((Phase::Fetching, None));
         let log = StoreRunLog {
@@ -367,9 +351,7 @@ impl Worker {
         tokio::fs::create_dir_all(&work_dir)
             .await
             .map_err(RunError::WorkDir)?;
-        let result = self
-            .import_from(run, &source, &work_dir, phase, draft)
-            .await;
+        let result = self.import_from(run, &source, &work_dir, phase).await;
         if let Err(error) = tokio::fs::remove_dir_all(&work_dir).await {
             tracing::warn!(run_id = run.id, %error, "cannot remove the run's work folder");
         }
@@ -382,7 +364,6 @@ impl Worker {
         source: &FileSource,
         work_dir: &Path,
         phase: &watch::Sender<PhaseState>,
-        draft: &OnceLock<PdfDraft>,
     ) -> Result<Summary, RunError> {
         let log = StoreRunLog {
             store: &self.store,
@@ -429,8 +410,6 @@ impl Worker {
             replace_gate: self.settings.replace_gate.as_deref(),
             pause_files: &self.settings.pause_files,
             cached,
-            report: self.report_header(run),
-            draft,
         };
         let importing = run_import(
             &self.store,
@@ -448,40 +427,35 @@ impl Worker {
         Ok(summary)
     }
 
-    /// The header of the run's PDF report, but for the run's end.
-    fn report_header(&self, run: &RunRecord) -> ReportHeader {
-        ReportHeader {
+    /// Renders the run's PDF report; a rendering failure is logged, and the run keeps
+    /// its structured summary.
+    #[tracing::instrument(name = "report", skip_all, fields(pdf_bytes = tracing::field::Empty))]
+    async fn render_report(&self, run: &RunRecord, summary: &Summary) -> Option<Vec<u8>> {
+        let header = ReportHeader {
             district: self.settings.district_name.clone(),
             task_description: run.task_description.clone(),
             run_id: run.id,
             run_by: run.run_by.clone(),
             started_at: run.started_at.unwrap_or_else(|| self.clock.now()),
-            ended_at: None,
-            time_zone: self.settings.time_zone.clone(),
-        }
-    }
-
-    /// Renders the run's PDF report (finishing the draft the import made of it, if it
-    /// made one); a rendering failure is logged, and the run keeps its structured
-    /// summary.
-    #[tracing::instrument(name = "report", skip_all, fields(pdf_bytes = tracing::field::Empty))]
-    async fn render_report(
-        &self,
-        run: &RunRecord,
-        summary: Arc<Summary>,
-        draft: Option<PdfDraft>,
-    ) -> Option<Vec<u8>> {
-        let header = ReportHeader {
             ended_at: Some(self.clock.now()),
-            ..self.report_header(run)
+            time_zone: self.settings.time_zone.clone(),
         };
-        match PdfDraft::finish_or_render(draft, header, summary).await {
-            Ok(pdf) => {
+        let summary = summary.clone();
+        let span = tracing::Span::current();
+        let rendered =
+            tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
+                .await;
+        match rendered {
+            Ok(Ok(pdf)) => {
                 tracing::Span::current().record("pdf_bytes", pdf.len() as i64);
                 Some(pdf)
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot render the report");
+                None
+            }
+            Err(error) => {
+                tracing::error!(run_id = run.id, %error, "the report renderer stopped");
                 None
             }
         }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::DatabaseArgs;
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportRequest, ImportSettings, Phase, Progress, run_import};
-use crate::report::{PdfDraft, ReportHeader};
+use crate::report::{ReportHeader, render_pdf};
 use crate::store::{NewRun, RunOutcome, RunStatus};
 
 /// Exit status of a refused import (nothing changed).
@@ -124,24 +124,8 @@ impl ImportFileArgs {
                 from_cache: false,
             },
         };
-        // The report, as the service keeps it with the run: its header, but for the
-        // run's end.
-        let header = ReportHeader {
-            district: self.district_name.clone(),
-            task_description: None,
-            run_id,
-            run_by: self.run_by.clone(),
-            started_at,
-            ended_at: None,
-            time_zone: zone,
-        };
-        let progress = CliProgress {
-            hashed,
-            header: header.clone(),
-            draft: OnceLock::new(),
-        };
-        let outcome = run_import(&store, input, &request, &settings, &progress).await;
-        let summary = match (outcome, progress.hashed.get().await) {
+        let outcome = run_import(&store, input, &request, &settings, &hashed).await;
+        let summary = match (outcome, hashed.get().await) {
             (Ok(summary), Ok(file)) => Summary {
                 file: Some(file),
                 ..summary
@@ -178,27 +162,40 @@ impl ImportFileArgs {
                 error: None,
             },
         };
+        // The report is rendered once and kept with the run, like the service does.
         let header = ReportHeader {
+            district: self.district_name.clone(),
+            task_description: None,
+            run_id,
+            run_by: self.run_by.clone(),
+            started_at,
             ended_at: Some(jiff::Timestamp::now()),
-            ..header
+            time_zone: zone,
         };
-        // The PDF is finished (or rendered, when the import drafted none) on the
-        // blocking pool while the summary is written, in the transaction that then
-        // stores the PDF and ends the run.
+        // The PDF renders on the blocking pool (as the report module asks of async
+        // callers) while the summary is written, in the transaction that then stores
+        // the PDF and ends the run.
         let summary = Arc::new(summary);
+        let rendering = {
+            let (span, summary) = (tracing::Span::current(), Arc::clone(&summary));
+            tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
+        };
         // What became of the PDF, and a copy of it when `--pdf` asks for one.
         let (mut failed, mut copy) = (None, None);
         let pdf = {
             let (failed, copy, wanted) = (&mut failed, &mut copy, self.pdf.is_some());
-            let (draft, summary) = (progress.draft.into_inner(), Arc::clone(&summary));
             async move {
-                match PdfDraft::finish_or_render(draft, header, summary).await {
+                let rendered = match rendering.await {
+                    Ok(pdf) => pdf.map_err(anyhow::Error::new),
+                    Err(stopped) => Err(anyhow::Error::new(stopped)),
+                };
+                match rendered {
                     Ok(pdf) => {
                         *copy = wanted.then(|| pdf.clone());
                         Some(pdf)
                     }
                     Err(error) => {
-                        *failed = Some(anyhow::Error::new(error));
+                        *failed = Some(error);
                         None
                     }
                 }
@@ -254,26 +251,11 @@ impl HashedFile {
     }
 }
 
-/// What `import-file` does as the import goes on: it waits for the file's hash before
-/// anything is written, and drafts the PDF report while the database replaces.
-struct CliProgress {
-    hashed: HashedFile,
-    /// The report's header, but for the run's end.
-    header: ReportHeader,
-    draft: OnceLock<PdfDraft>,
-}
-
-impl Progress for CliProgress {
+impl Progress for HashedFile {
     async fn enter(&self, _phase: Phase) {}
 
     async fn ready_to_write(&self) -> Result<(), String> {
-        self.hashed.get().await.map(drop)
-    }
-
-    fn summary_ahead(&self, summary: &Arc<Summary>) {
-        let _ = self
-            .draft
-            .set(PdfDraft::start(self.header.clone(), Arc::clone(summary)));
+        self.get().await.map(drop)
     }
 }
 

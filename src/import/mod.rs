@@ -100,13 +100,6 @@ pub trait Progress: Sync {
         std::future::ready(Ok(()))
     }
 
-    /// The summary is known but for the records the replace deletes (zero in it):
-    /// called while the database replaces (a real run, past the guard), so that the
-    /// caller can start on its report ([`crate::report::PdfDraft`]). The summary
-    /// [`run_import`] returns is this one with the deleted records counted. Nothing by
-    /// default.
-    fn summary_ahead(&self, _summary: &Arc<Summary>) {}
-
     /// The replace has written everything and is about to commit: awaited inside the
     /// transaction. A test hook (to hold an import mid-replace); nothing by default.
     fn before_commit(&self) -> impl Future<Output = ()> + Send {
@@ -216,10 +209,6 @@ where
 
     progress.enter(Phase::Planning).await;
     let plan = plan::plan_import(&district, &mut parsed);
-    let facts = FileFacts::take_from(&mut parsed);
-    // What the plan did not take of the file, and the district, are freed on the
-    // blocking pool (tens of milliseconds for a statewide file) while the import goes on.
-    tokio::task::spawn_blocking(move || drop((parsed, district)));
 
     progress.enter(Phase::Guard).await;
     if let Some(refusal) = guard(
@@ -231,7 +220,7 @@ where
         let mut summary = Summary::of_plan(&context, &plan, RecordCounts::default());
         summary.imported = RecordCounts::default();
         summary.rejected = Some(refusal);
-        return Ok(facts.add_to(summary));
+        return Ok(with_file_facts(summary, &parsed));
     }
 
     // The summary depends on the replace only for the records it deletes: it is worked
@@ -241,55 +230,35 @@ where
         let (context, plan) = (context.clone(), Arc::clone(&plan));
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
-                facts.add_to(Summary::of_plan(&context, &plan, RecordCounts::default()))
-            })
+            span.in_scope(|| Summary::of_plan(&context, &plan, RecordCounts::default()))
         })
     };
-    let summarised = async { summarising.await.map(Arc::new) };
-    let (deleted, summary) = if request.dry_run {
-        let summary = summarised.await.map_err(ImportError::SummaryTask)?;
-        let deleted = RecordCounts::new(before.certifications, before.endorsements);
-        (deleted, summary)
+    let deleted = if request.dry_run {
+        RecordCounts::new(before.certifications, before.endorsements)
     } else {
         progress
             .ready_to_write()
             .await
             .map_err(ImportError::NotReady)?;
-        let summarised = async {
-            let summary = summarised.await;
-            if let Ok(summary) = &summary {
-                progress.summary_ahead(summary);
+        let replaced = replace_under_lock(store, request.run_id, &plan, settings, progress).await;
+        if replaced.is_err() {
+            // Every exit frees the lock; a fenced run's lock is another's, and stays.
+            let now = settings.lock.clock.now();
+            if let Err(error) = store.free_cert_lock(request.run_id, now).await {
+                tracing::error!(run_id = request.run_id, error = ?anyhow::Error::new(error), "cannot free the certification lock");
             }
-            summary
-        };
-        let replacing = async {
-            let replaced =
-                replace_under_lock(store, request.run_id, &plan, settings, progress).await;
-            if replaced.is_err() {
-                // Every exit frees the lock; a fenced run's lock is another's, and stays.
-                let now = settings.lock.clock.now();
-                if let Err(error) = store.free_cert_lock(request.run_id, now).await {
-                    tracing::error!(run_id = request.run_id, error = ?anyhow::Error::new(error), "cannot free the certification lock");
-                }
-            }
-            replaced
-        };
-        let (replaced, summary) = tokio::join!(replacing, summarised);
-        (replaced?, summary.map_err(ImportError::SummaryTask)?)
+        }
+        replaced?
     };
 
     progress.enter(Phase::Reporting).await;
-    // Whoever `summary_ahead` gave the summary to has let go of it by now, or it is
-    // copied here.
-    let mut summary = Arc::unwrap_or_clone(summary);
+    let mut summary = summarising.await.map_err(ImportError::SummaryTask)?;
     summary.deleted = deleted;
-    // Freeing the records takes tens of milliseconds for a statewide file: done on the
-    // blocking pool, off the way to the report.
-    tokio::task::spawn_blocking(move || drop(plan));
-    Ok(summary)
+    Ok(with_file_facts(summary, &parsed))
 }
 
+/// Rules §3 steps 2–4: takes the certification lock, replaces in one transaction that
+/// first checks the fence and frees the lock as it commits.
 async fn replace_under_lock(
     store: &Store,
     run_id: i64,
@@ -370,35 +339,16 @@ fn rejected_file(context: &SummaryContext, rejection: &FileRejection) -> Summary
 }
 
 /// Adds what the parser learned about the file itself to a summary.
-/// What the summary says of the file itself, from the parse.
-struct FileFacts {
-    data_rows: u64,
-    invalid_rows: Vec<records::InvalidRow>,
-    educators_not_employed: u64,
-    decoded_as_windows_1252: bool,
-}
-
-impl FileFacts {
-    fn take_from(parsed: &mut records::ParsedFile) -> Self {
-        Self {
-            data_rows: parsed.data_rows,
-            invalid_rows: std::mem::take(&mut parsed.invalid_rows),
-            educators_not_employed: parsed.educators_not_kept,
-            decoded_as_windows_1252: parsed.decoded_as_windows_1252,
-        }
-    }
-
-    fn add_to(self, mut summary: Summary) -> Summary {
-        summary.data_rows = self.data_rows;
-        summary.invalid_rows = self.invalid_rows;
-        summary.educators_not_employed = self.educators_not_employed;
-        if self.decoded_as_windows_1252 {
-            summary
-                .notes
-                .push("The file was not valid UTF-8 and was read as Windows-1252.".into());
-        }
+fn with_file_facts(mut summary: Summary, parsed: &records::ParsedFile) -> Summary {
+    summary.data_rows = parsed.data_rows;
+    summary.invalid_rows = parsed.invalid_rows.clone();
+    summary.educators_not_employed = parsed.educators_not_kept;
+    if parsed.decoded_as_windows_1252 {
         summary
+            .notes
+            .push("The file was not valid UTF-8 and was read as Windows-1252.".into());
     }
+    summary
 }
 
 #[cfg(test)]

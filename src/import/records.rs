@@ -173,7 +173,7 @@ pub struct Educator {
 }
 
 /// A data row the parser skipped, with its 1-based physical line number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidRow {
     /// Line of the file where the row starts (1-based, the header is a line too).
     pub line: u64,

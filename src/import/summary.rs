@@ -66,7 +66,7 @@ pub struct FileInfo {
 }
 
 /// An employee as HR knows them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmployeeRef {
     /// ERP employee number.
     pub employee_number: String,
@@ -87,7 +87,7 @@ impl From<&ActiveEmployee> for EmployeeRef {
 }
 
 /// A certification (or one of its endorsements) with its expiration date.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpiringRecord {
     /// ERP employee number.
     pub employee_number: String,
@@ -119,7 +119,7 @@ pub struct MissingDates {
 }
 
 /// One imported record that lacks a date.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MissingDateRecord {
     /// ERP employee number.
     pub employee_number: String,
@@ -156,7 +156,7 @@ impl RecordCounts {
 }
 
 /// A skipped employee in the summary.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedRef {
     /// ERP employee number.
     pub employee_number: String,

@@ -85,14 +85,9 @@ pub(crate) struct Pages {
     renderer: Renderer,
     fonts: FontCache,
     widths: Widths,
-    /// Distance from the top of the current page's body to where the next element goes.
+    /// Distance from the top of the last page's body to where the next element goes.
     y: f64,
     running_header: String,
-    /// Drawing on the first page, left empty by [`Pages::leave_first_page`], instead of
-    /// the last (see [`Pages::on_first_page`]).
-    on_first_page: bool,
-    /// What was drawn on the first page needed more than that page.
-    first_page_overflowed: bool,
 }
 
 impl Pages {
@@ -114,8 +109,6 @@ impl Pages {
             widths: Widths::default(),
             y: 0.0,
             running_header: String::new(),
-            on_first_page: false,
-            first_page_overflowed: false,
         };
         pages.running_header = pages.fit(&printable(running_header), BODY_WIDTH, &band());
         pages.decorate()?;
@@ -142,27 +135,6 @@ impl Pages {
             self.new_page()?;
         }
         Ok(())
-    }
-
-    /// Goes on to the second page, leaving the first one (with its running header) for
-    /// [`Pages::on_first_page`] to fill once what follows it is laid out.
-    pub fn leave_first_page(&mut self) -> Result<(), ReportError> {
-        self.new_page()
-    }
-
-    /// Lays out `first` on the first page, left empty by [`Pages::leave_first_page`].
-    /// Returns whether it fitted there: when it did not, it was drawn over itself and
-    /// this document is to be thrown away.
-    pub fn on_first_page(
-        &mut self,
-        first: impl FnOnce(&mut Self) -> Result<(), ReportError>,
-    ) -> Result<bool, ReportError> {
-        let y = self.y;
-        (self.on_first_page, self.first_page_overflowed, self.y) = (true, false, 0.0);
-        let drawn = first(self);
-        (self.on_first_page, self.y) = (false, y);
-        drawn?;
-        Ok(!self.first_page_overflowed)
     }
 
     /// Leaves vertical space (dropped at the top of a page).
@@ -279,13 +251,6 @@ impl Pages {
     }
 
     fn new_page(&mut self) -> Result<(), ReportError> {
-        if self.on_first_page {
-            // The pages after the first are laid out already: start over at the top
-            // of the first page, and say that the document cannot be used.
-            self.first_page_overflowed = true;
-            self.y = 0.0;
-            return Ok(());
-        }
         self.renderer.add_page(Size::new(PAGE_WIDTH, PAGE_HEIGHT));
         self.y = 0.0;
         self.decorate()
@@ -378,15 +343,8 @@ impl Pages {
         print_at(&self.area(), &self.fonts, x, BODY_TOP + y, style, text)
     }
 
-    /// Where the next element goes: the last page, or the first one while
-    /// [`Pages::on_first_page`] draws on it.
     fn area(&self) -> Area<'_> {
-        let page = if self.on_first_page {
-            self.renderer.first_page()
-        } else {
-            self.renderer.last_page()
-        };
-        page.first_layer().area()
+        self.renderer.last_page().first_layer().area()
     }
 
     fn lines(&self, text: &str, max_width: f64, style: &Style) -> Vec<String> {

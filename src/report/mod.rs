@@ -33,11 +33,8 @@ mod pdf;
 mod style;
 mod text;
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use tokio::sync::oneshot;
 
 use crate::import::summary::Summary;
 
@@ -60,8 +57,8 @@ pub struct ReportHeader {
     pub time_zone: TimeZone,
 }
 
-/// Why a report could not be rendered. No cause depends on the summary's data: each
-/// means the renderer itself is broken, so callers log the chain and report an
+/// Why a report could not be rendered. Neither cause depends on the summary's data:
+/// both mean the renderer itself is broken, so callers log the chain and report an
 /// internal error.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -71,108 +68,18 @@ pub enum ReportError {
     /// Laying out or writing the PDF failed.
     #[error("the report PDF cannot be rendered")]
     Render(#[source] genpdf::error::Error),
-    /// The thread rendering the report stopped before it was done (it panicked).
-    #[error("the report renderer stopped unexpectedly")]
-    Stopped(#[source] Option<tokio::task::JoinError>),
 }
 
 /// Renders the Import Summary report of one run as a PDF.
 ///
 /// CPU-bound and synchronous: call it from `spawn_blocking` in async code (see the module
-/// documentation), or call [`render_pdf_in_background`].
+/// documentation).
 pub fn render_pdf(header: &ReportHeader, summary: &Summary) -> Result<Vec<u8>, ReportError> {
-    pdf::render(header, summary).map(logged)
-}
-
-/// [`render_pdf`] on the blocking pool, in the caller's span.
-pub async fn render_pdf_in_background(
-    header: ReportHeader,
-    summary: Arc<Summary>,
-) -> Result<Vec<u8>, ReportError> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
-        .await
-        .map_err(|stopped| ReportError::Stopped(Some(stopped)))?
-}
-
-/// A run's report rendered in two steps, so that most of the work is done while the
-/// run replaces the records.
-///
-/// [`PdfDraft::start`] lays out the lists on the blocking pool as soon as the summary
-/// is known but for the records the replace deletes ([`crate::import::Progress::summary_ahead`]);
-/// [`PdfDraft::finish`] then draws the first page (the run's end, the records deleted)
-/// and writes the PDF. The result is the PDF [`render_pdf`] makes of what `finish` is
-/// given: a draft whose lists turn out not to be the final summary's, or whose first
-/// section does not fit on the first page, is rendered anew.
-///
-/// genpdf's renderer is not `Send`, so the draft stays on the blocking-pool thread that
-/// laid it out, waiting for `finish`; dropping the `PdfDraft` lets that thread go.
-#[derive(Debug)]
-pub struct PdfDraft {
-    finish: oneshot::Sender<(ReportHeader, Arc<Summary>)>,
-    rendered: tokio::task::JoinHandle<Option<Result<Vec<u8>, ReportError>>>,
-}
-
-impl PdfDraft {
-    /// Starts laying out the report of `summary` (whose deleted records are not known
-    /// yet) on the blocking pool, in the caller's span. Call it within a Tokio runtime.
-    pub fn start(header: ReportHeader, summary: Arc<Summary>) -> Self {
-        let (finish, finished) = oneshot::channel::<(ReportHeader, Arc<Summary>)>();
-        let span = tracing::Span::current();
-        let rendered = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| {
-                let draft = pdf::Draft::lay_out(&header, &summary);
-                drop(summary);
-                let (header, summary) = finished.blocking_recv().ok()?;
-                let rendered = match draft {
-                    Ok(draft) => draft.finish(&header, &summary),
-                    // Rendered anew, to fail the same way with the final summary.
-                    Err(_) => pdf::render(&header, &summary),
-                };
-                Some(rendered.map(logged))
-            })
-        });
-        Self { finish, rendered }
-    }
-
-    /// The report of the run as `header` and `summary` finally describe it.
-    pub async fn finish(
-        self,
-        header: ReportHeader,
-        summary: Arc<Summary>,
-    ) -> Result<Vec<u8>, ReportError> {
-        // Only a drafting thread that has stopped no longer waits for this: `rendered`
-        // says why.
-        let _ = self.finish.send((header, summary));
-        match self.rendered.await {
-            Ok(Some(rendered)) => rendered,
-            Ok(None) => Err(ReportError::Stopped(None)),
-            Err(stopped) => Err(ReportError::Stopped(Some(stopped))),
-        }
-    }
-}
-
-impl PdfDraft {
-    /// The report of the run as `header` and `summary` finally describe it: `draft`
-    /// finished, or the report rendered at once when the run drafted none (a dry run,
-    /// a refused file, a failed run).
-    pub async fn finish_or_render(
-        draft: Option<Self>,
-        header: ReportHeader,
-        summary: Arc<Summary>,
-    ) -> Result<Vec<u8>, ReportError> {
-        match draft {
-            Some(draft) => draft.finish(header, summary).await,
-            None => render_pdf_in_background(header, summary).await,
-        }
-    }
-}
-
-fn logged(rendered: layout::Rendered) -> Vec<u8> {
+    let rendered = pdf::render(header, summary)?;
     tracing::debug!(
         pages = rendered.pages,
         bytes = rendered.bytes.len(),
         "rendered the report"
     );
-    rendered.bytes
+    Ok(rendered.bytes)
 }

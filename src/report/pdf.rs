@@ -3,7 +3,6 @@
 //! [`layout`](super::layout) decides where everything goes on the page.
 
 use std::collections::BTreeSet;
-use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
 
 use genpdf::style::Style;
 use jiff::Timestamp;
@@ -16,126 +15,19 @@ use crate::import::summary::{ExpiringRecord, Summary};
 
 /// Lays out and writes the whole report.
 pub(crate) fn render(header: &ReportHeader, summary: &Summary) -> Result<Rendered, ReportError> {
-    let mut pages = start(header, summary)?;
-    first_section(&mut pages, header, summary)?;
-    // Rules §4: a title page section with the counts, then the lists.
-    pages.page_break()?;
-    lists::lists(&mut pages, summary)?;
-    pages.finish(&footer(header))
-}
-
-/// A report whose lists are laid out, from the second page on, before the run has
-/// ended: the first page, with the run's end and the records it deleted, is drawn
-/// by [`Draft::finish`].
-///
-/// The lists and every page's running header and footer depend only on what
-/// [`ListsInputs`] holds, which the run knows before its replace begins.
-pub(crate) struct Draft {
-    pages: Pages,
-    lists: ListsInputs,
-}
-
-impl Draft {
-    /// Lays out the lists of `summary` from the second page on.
-    pub fn lay_out(header: &ReportHeader, summary: &Summary) -> Result<Self, ReportError> {
-        let mut pages = start(header, summary)?;
-        pages.leave_first_page()?;
-        lists::lists(&mut pages, summary)?;
-        Ok(Self {
-            pages,
-            lists: ListsInputs::of(header, summary),
-        })
-    }
-
-    /// The whole report for `header` and `summary`: this draft with its first page
-    /// drawn when it can be (see [`Draft::try_finish`]), else rendered anew, as
-    /// [`render`] does.
-    pub fn finish(self, header: &ReportHeader, summary: &Summary) -> Result<Rendered, ReportError> {
-        match self.try_finish(header, summary)? {
-            Some(rendered) => Ok(rendered),
-            None => render(header, summary),
-        }
-    }
-
-    /// This draft with its first page drawn, when its lists are those of `summary` and
-    /// the first section fits on the first page (as it does but for very long notes
-    /// or reasons); `None` when it cannot be used.
-    fn try_finish(
-        mut self,
-        header: &ReportHeader,
-        summary: &Summary,
-    ) -> Result<Option<Rendered>, ReportError> {
-        if self.lists != ListsInputs::of(header, summary) {
-            tracing::warn!(
-                run_id = header.run_id,
-                "the report's lists changed after they were laid out; rendering it anew"
-            );
-            return Ok(None);
-        }
-        let fits = self
-            .pages
-            .on_first_page(|pages| first_section(pages, header, summary))?;
-        if !fits {
-            return Ok(None);
-        }
-        self.pages.finish(&footer(header)).map(Some)
-    }
-}
-
-/// Everything the pages after the first one show (the lists, and the running header
-/// and footer on every page), as a 64-bit hash: a draft laid out for one run's
-/// summary is finished only for a summary that agrees with it on all of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ListsInputs(u64);
-
-impl ListsInputs {
-    fn of(header: &ReportHeader, summary: &Summary) -> Self {
-        let mut hasher = foldhash::quality::FixedState::default().build_hasher();
-        (
-            &header.district,
-            header.run_id,
-            summary.run_date,
-            summary.dry_run,
-            &summary.rejected,
-            summary.expiring_within_days,
-        )
-            .hash(&mut hasher);
-        (
-            &summary.skipped,
-            &summary.missing_certification,
-            &summary.expired_certifications,
-            &summary.missing_date_records,
-            &summary.invalid_rows,
-            &summary.expiring_soon,
-        )
-            .hash(&mut hasher);
-        Self(hasher.finish())
-    }
-}
-
-/// A document with the first page started, its running header drawn.
-fn start(header: &ReportHeader, summary: &Summary) -> Result<Pages, ReportError> {
-    Pages::new(
+    let mut pages = Pages::new(
         fonts::font_cache()?,
         &format!("Import Summary, {}, run {}", header.district, header.run_id),
         &running_header(header, summary),
-    )
-}
-
-/// The first section: the run, the file, the counts and the notes.
-fn first_section(
-    pages: &mut Pages,
-    header: &ReportHeader,
-    summary: &Summary,
-) -> Result<(), ReportError> {
-    title(pages, header, summary)?;
-    run_details(pages, header, summary)?;
-    counts(pages, summary)?;
-    notes(pages, summary)
-}
-
-fn footer(header: &ReportHeader) -> String {
-    format!("ALiS certification import, run {}", header.run_id)
+    )?;
+    title(&mut pages, header, summary)?;
+    run_details(&mut pages, header, summary)?;
+    counts(&mut pages, summary)?;
+    notes(&mut pages, summary)?;
+    // Rules §4: a title page section with the counts, then the lists.
+    pages.page_break()?;
+    lists::lists(&mut pages, summary)?;
+    pages.finish(&format!("ALiS certification import, run {}", header.run_id))
 }
 
 /// One line at the top of every page, so a loose printed page still says what it is
@@ -405,139 +297,4 @@ fn records(label: &str, certifications: u64, endorsements: u64, total: u64) -> V
 
 fn sized(size: u8, color: genpdf::style::Color) -> Style {
     Style::new().with_font_size(size).with_color(color)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::import::plan::Plan;
-    use crate::import::summary::{FileInfo, RecordCounts, SummaryContext};
-
-    fn header(ended: bool) -> ReportHeader {
-        ReportHeader {
-            district: "Sample Supervisory Union".into(),
-            task_description: Some("Nightly ALiS import".into()),
-            run_id: 42,
-            run_by: "scheduler".into(),
-            started_at: "2026-11-30T11:00:03Z".parse().unwrap(),
-            ended_at: ended.then(|| "2026-11-30T11:01:12Z".parse().unwrap()),
-            time_zone: jiff::tz::TimeZone::get("America/New_York").unwrap(),
-        }
-    }
-
-    /// A summary as `run_import` hands it over while the replace runs: the deleted
-    /// records not counted, the file not hashed yet, with `rows` certifications
-    /// expiring soon (a page holds about forty).
-    fn summary_ahead(rows: usize) -> Summary {
-        let context = SummaryContext {
-            run_date: jiff::civil::date(2026, 11, 30),
-            dry_run: false,
-            file: Some(FileInfo {
-                name: "Curr_Lic_Eds_End_Limits_20261130.csv".into(),
-                sha256: String::new(),
-                from_cache: false,
-            }),
-            expiring_within_days: 90,
-        };
-        let mut summary = Summary::of_plan(&context, &Plan::default(), RecordCounts::default());
-        summary.data_rows = 51_234;
-        summary.expiring_soon = (0..rows)
-            .map(|n| ExpiringRecord {
-                employee_number: format!("E{n:05}"),
-                last_name: "Østergaard".into(),
-                first_name: "Søren".into(),
-                license_number: Some(format!("{:07}", 1_000_000 + n)),
-                license_type: "Level II Professional Educator".into(),
-                endorsement_code: None,
-                expiration_date: jiff::civil::date(2026, 12, 24),
-            })
-            .collect();
-        summary
-    }
-
-    /// The same summary once the run has ended: records deleted, file hashed, a note.
-    fn ended(mut summary: Summary) -> Summary {
-        summary.deleted = RecordCounts::new(812, 1_904);
-        if let Some(file) = &mut summary.file {
-            file.sha256 = "ab".repeat(32);
-        }
-        summary.notes.push("The file came from the cache.".into());
-        summary
-    }
-
-    /// The PDF's bytes without its creation and modification times and its random
-    /// document ID: what differs between two renderings of the same report.
-    fn timeless(pdf: &[u8]) -> Vec<u8> {
-        let mut bytes = pdf.to_vec();
-        for (key, close) in [
-            (&b"/CreationDate("[..], b')'),
-            (&b"/ModDate("[..], b')'),
-            (&b"/ID["[..], b']'),
-        ] {
-            let mut from = 0;
-            while let Some(at) = bytes
-                .get(from..)
-                .and_then(|rest| rest.windows(key.len()).position(|w| w == key))
-            {
-                let start = from + at + key.len();
-                let end = start + bytes[start..].iter().position(|&b| b == close).unwrap();
-                bytes[start..end].fill(b'0');
-                from = end;
-            }
-        }
-        bytes
-    }
-
-    #[test]
-    fn a_finished_draft_is_the_report_rendered_at_once() {
-        let ahead = summary_ahead(300);
-        let draft = Draft::lay_out(&header(false), &ahead).unwrap();
-        let (header, summary) = (header(true), ended(ahead));
-        let drafted = draft
-            .try_finish(&header, &summary)
-            .unwrap()
-            .expect("drafted");
-        let at_once = render(&header, &summary).unwrap();
-        assert!(drafted.pages > 5, "{} pages", drafted.pages);
-        assert_eq!(drafted.pages, at_once.pages);
-        assert!(timeless(&drafted.bytes) == timeless(&at_once.bytes));
-    }
-
-    #[test]
-    fn a_draft_whose_lists_changed_is_not_used() {
-        let ahead = summary_ahead(50);
-        let draft = Draft::lay_out(&header(false), &ahead).unwrap();
-        let mut summary = ended(ahead);
-        summary.expiring_soon.pop();
-        assert!(draft.try_finish(&header(true), &summary).unwrap().is_none());
-        // Nor for another run.
-        let draft = Draft::lay_out(&header(false), &summary).unwrap();
-        let other = ReportHeader {
-            run_id: 43,
-            ..header(true)
-        };
-        assert!(draft.try_finish(&other, &summary).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_first_section_longer_than_a_page_is_rendered_anew() {
-        let ahead = summary_ahead(50);
-        let draft = Draft::lay_out(&header(false), &ahead).unwrap();
-        let mut summary = ended(ahead);
-        summary.notes = (0..80).map(|n| format!("Note {n}.")).collect();
-        let (header, summary) = (header(true), summary);
-        assert!(
-            Draft::lay_out(&header, &summary)
-                .unwrap()
-                .try_finish(&header, &summary)
-                .unwrap()
-                .is_none()
-        );
-        // `finish` renders it anew: the notes go on to the second page, the lists
-        // after them.
-        let finished = draft.finish(&header, &summary).unwrap();
-        let at_once = render(&header, &summary).unwrap();
-        assert_eq!(finished.pages, at_once.pages);
-        assert!(timeless(&finished.bytes) == timeless(&at_once.bytes));
-    }
 }
