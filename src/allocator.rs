@@ -8,7 +8,8 @@
 //! `MALLOC_ARENA_MAX=1`, so the per-thread arenas were the cause. mimalloc with its
 //! default purge delay (one second in mimalloc v3) still held the freed pages while
 //! the report was laid out: 295–334 MB (after a later parser change); purging within
-//! 10 ms brought the same import to about 237 MB (see `PURGE_DELAY_MS`).
+//! 10 ms brought the same import to about 237 MB. Since transparent huge pages are off
+//! (below), 100 ms keeps the peak almost as low and is faster (see `PURGE_DELAY_MS`).
 //!
 //! The process also turns transparent huge pages off for itself
 //! ([`disable_transparent_huge_pages`]): an import's memory is built up and freed
@@ -18,11 +19,18 @@
 /// which `libmimalloc-sys` does not name.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// How long mimalloc keeps freed memory before giving it back: 10 ms (mimalloc v2's
-/// default). Measured on the 1M-row SQLite import with its PDF: 0 ms gave 231–234 MB
-/// in 4.2–4.9 s, 10 ms 236–239 MB in 4.1–4.3 s (page zeroing, 7% of the profile at
-/// 0 ms), v3's default of 1000 ms 295–334 MB.
-const PURGE_DELAY_MS: std::ffi::c_long = 10;
+/// How long mimalloc keeps freed memory before giving it back: 100 ms.
+///
+/// First measured with transparent huge pages on, on the 1M-row SQLite import with its
+/// PDF: 0 ms gave 231–234 MB in 4.2–4.9 s, 10 ms 236–239 MB in 4.1–4.3 s (page
+/// zeroing, 7% of the profile at 0 ms), v3's default of 1000 ms 295–334 MB; 10 ms was
+/// chosen. With them off, on the 1M-row PostgreSQL `import-file`, each run after 6 s
+/// idle (`BENCHMARKS.md`, Method), rotated, in three comparisons of 3–4 rounds: 100 ms
+/// against 10 ms, median 4.08 against 4.33 s, 4.14 against 4.28 s, 4.30 against 4.46 s,
+/// at 223–236 MB against 219–220 MB peak RSS; 1000 ms, 4.09 s at 267 MB. On SQLite,
+/// 3.77 against 3.73 s (no gain), 225 against 213 MB. Memory given back is soon
+/// faulted in again, which costs most on a VM whose host takes freed memory back.
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
 /// Sets mimalloc's options and turns transparent huge pages off. Call it first thing
 /// in `main`, before any thread starts.
