@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::fetch::{FetchSettings, RunLog, begin_fetch};
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportError, ImportRequest, ImportSettings, Phase, Progress, run_import};
-use crate::report::{ReportHeader, render_pdf};
+use crate::report::{ReportHeader, render_pdf_in_background};
 use crate::source::{CredentialsError, FileSource, SourceFactory};
 use crate::store::{LogLevel, RunOutcome, RunRecord, RunStatus, Store, StoreError};
 
@@ -271,8 +271,12 @@ impl Worker {
         };
         let (status, error, summary) = match result {
             Ok(summary) => match &summary.rejected {
-                None => (RunStatus::Succeeded, None, Some(summary)),
-                Some(reason) => (RunStatus::Failed, Some(reason.clone()), Some(summary)),
+                None => (RunStatus::Succeeded, None, Some(Arc::new(summary))),
+                Some(reason) => (
+                    RunStatus::Failed,
+                    Some(reason.clone()),
+                    Some(Arc::new(summary)),
+                ),
             },
             Err(error) => {
                 tracing::error!(run_id = run.id, error = ?error, "run failed");
@@ -283,7 +287,7 @@ impl Worker {
             status,
             dry_run: run.dry_run,
             duration: started.elapsed(),
-            summary: summary.as_ref(),
+            summary: summary.as_deref(),
         });
         let _ = self.store.set_phase(run.id, "REPORTING").await;
         let outcome = RunOutcome { status, error };
@@ -292,7 +296,7 @@ impl Worker {
         // transaction that ends the run.
         let finished = match &summary {
             Some(summary) => {
-                let pdf = self.render_report(&run, summary);
+                let pdf = self.render_report(&run, Arc::clone(summary));
                 self.store
                     .finish_run_rendering(run.id, &outcome, summary, pdf, now)
                     .await
@@ -430,7 +434,7 @@ impl Worker {
     /// Renders the run's PDF report; a rendering failure is logged, and the run keeps
     /// its structured summary.
     #[tracing::instrument(name = "report", skip_all, fields(pdf_bytes = tracing::field::Empty))]
-    async fn render_report(&self, run: &RunRecord, summary: &Summary) -> Option<Vec<u8>> {
+    async fn render_report(&self, run: &RunRecord, summary: Arc<Summary>) -> Option<Vec<u8>> {
         let header = ReportHeader {
             district: self.settings.district_name.clone(),
             task_description: run.task_description.clone(),
@@ -440,22 +444,13 @@ impl Worker {
             ended_at: Some(self.clock.now()),
             time_zone: self.settings.time_zone.clone(),
         };
-        let summary = summary.clone();
-        let span = tracing::Span::current();
-        let rendered =
-            tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
-                .await;
-        match rendered {
-            Ok(Ok(pdf)) => {
+        match render_pdf_in_background(header, summary).await {
+            Ok(pdf) => {
                 tracing::Span::current().record("pdf_bytes", pdf.len() as i64);
                 Some(pdf)
             }
-            Ok(Err(error)) => {
-                tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot render the report");
-                None
-            }
             Err(error) => {
-                tracing::error!(run_id = run.id, %error, "the report renderer stopped");
+                tracing::error!(run_id = run.id, error = ?anyhow::Error::new(error), "cannot render the report");
                 None
             }
         }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::DatabaseArgs;
 use crate::import::summary::{FileInfo, Summary};
 use crate::import::{ImportRequest, ImportSettings, Phase, Progress, run_import};
-use crate::report::{ReportHeader, render_pdf};
+use crate::report::{ReportHeader, render_pdf_in_background};
 use crate::store::{NewRun, RunOutcome, RunStatus};
 
 /// Exit status of a refused import (nothing changed).
@@ -176,20 +176,13 @@ impl ImportFileArgs {
         // callers) while the summary is written, in the transaction that then stores
         // the PDF and ends the run.
         let summary = Arc::new(summary);
-        let rendering = {
-            let (span, summary) = (tracing::Span::current(), Arc::clone(&summary));
-            tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
-        };
         // What became of the PDF, and a copy of it when `--pdf` asks for one.
         let (mut failed, mut copy) = (None, None);
         let pdf = {
             let (failed, copy, wanted) = (&mut failed, &mut copy, self.pdf.is_some());
+            let rendering = render_pdf_in_background(header, Arc::clone(&summary));
             async move {
-                let rendered = match rendering.await {
-                    Ok(pdf) => pdf.map_err(anyhow::Error::new),
-                    Err(stopped) => Err(anyhow::Error::new(stopped)),
-                };
-                match rendered {
+                match rendering.await.map_err(anyhow::Error::new) {
                     Ok(pdf) => {
                         *copy = wanted.then(|| pdf.clone());
                         Some(pdf)

@@ -14,15 +14,11 @@
 //!
 //! Rendering is CPU-bound (a 5,000-row report takes tens of milliseconds in release
 //! builds, much longer in debug builds) and never awaits. Async callers run it on the
-//! blocking pool and keep their span:
+//! blocking pool, in their span, with [`render_pdf_in_background`]:
 //!
 //! ```no_run
-//! # async fn example(header: alis_import::report::ReportHeader, summary: alis_import::import::summary::Summary) -> anyhow::Result<()> {
-//! let span = tracing::Span::current();
-//! let pdf = tokio::task::spawn_blocking(move || {
-//!     span.in_scope(|| alis_import::report::render_pdf(&header, &summary))
-//! })
-//! .await??;
+//! # async fn example(header: alis_import::report::ReportHeader, summary: std::sync::Arc<alis_import::import::summary::Summary>) -> anyhow::Result<()> {
+//! let pdf = alis_import::report::render_pdf_in_background(header, summary).await?;
 //! # let _ = pdf; Ok(()) }
 //! ```
 
@@ -32,6 +28,8 @@ mod lists;
 mod pdf;
 mod style;
 mod text;
+
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -57,8 +55,8 @@ pub struct ReportHeader {
     pub time_zone: TimeZone,
 }
 
-/// Why a report could not be rendered. Neither cause depends on the summary's data:
-/// both mean the renderer itself is broken, so callers log the chain and report an
+/// Why a report could not be rendered. No cause depends on the summary's data: each
+/// means the renderer itself is broken, so callers log the chain and report an
 /// internal error.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -68,12 +66,14 @@ pub enum ReportError {
     /// Laying out or writing the PDF failed.
     #[error("the report PDF cannot be rendered")]
     Render(#[source] genpdf::error::Error),
+    /// The blocking-pool thread rendering it stopped before it was done (it panicked).
+    #[error("the report renderer stopped unexpectedly")]
+    Stopped(#[source] tokio::task::JoinError),
 }
 
 /// Renders the Import Summary report of one run as a PDF.
 ///
-/// CPU-bound and synchronous: call it from `spawn_blocking` in async code (see the module
-/// documentation).
+/// CPU-bound and synchronous: async code calls [`render_pdf_in_background`] instead.
 pub fn render_pdf(header: &ReportHeader, summary: &Summary) -> Result<Vec<u8>, ReportError> {
     let rendered = pdf::render(header, summary)?;
     tracing::debug!(
@@ -82,4 +82,16 @@ pub fn render_pdf(header: &ReportHeader, summary: &Summary) -> Result<Vec<u8>, R
         "rendered the report"
     );
     Ok(rendered.bytes)
+}
+
+/// [`render_pdf`] on the blocking pool, in the caller's span, for async callers. The
+/// summary is shared, not copied: callers store it while the PDF renders.
+pub async fn render_pdf_in_background(
+    header: ReportHeader,
+    summary: Arc<Summary>,
+) -> Result<Vec<u8>, ReportError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| render_pdf(&header, &summary)))
+        .await
+        .map_err(ReportError::Stopped)?
 }
